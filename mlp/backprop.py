@@ -1,0 +1,94 @@
+"""A hand-written backward pass for the scratch MLP: no autograd, the NumPy-style derivation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mlp import functional as F
+from mlp.model import MLP
+
+__all__ = ["Cache", "forward_cached", "backward", "loss_and_grads"]
+
+
+@dataclass
+class Cache:
+    """What the forward pass keeps for the backward pass: the input to every layer,
+    each hidden layer's activation output and its dropout mask (None without dropout)."""
+
+    inputs: list[torch.Tensor]
+    outputs: list[torch.Tensor]
+    masks: list[torch.Tensor | None]
+
+
+def forward_cached(model: MLP, x: torch.Tensor, *, training: bool = True) -> tuple[torch.Tensor, Cache]:
+    """Forward pass that records the intermediate values the backward pass needs."""
+    act = F.ACTIVATIONS[model.activation]
+    h = x.reshape(-1, model.sizes[0])  # (B, 784)
+    cache = Cache(inputs=[], outputs=[], masks=[])
+    *hidden, (w_out, b_out) = model.layers()
+    with torch.no_grad():
+        for w, b in hidden:
+            cache.inputs.append(h)
+            a = act(torch.addmm(b, h, w))  # (B, fan_in) -> (B, fan_out)
+            cache.outputs.append(a)
+            mask = None
+            if training and model.dropout > 0:
+                keep = 1.0 - model.dropout
+                mask = (torch.rand_like(a) < keep).to(a.dtype) / keep  # inverted dropout
+                a = a * mask
+            cache.masks.append(mask)
+            h = a
+        cache.inputs.append(h)
+        logits = torch.addmm(b_out, h, w_out)  # (B, 10)
+    return logits, cache
+
+
+def _activation_grad(name: str, out: torch.Tensor) -> torch.Tensor:
+    """d act / d z written in terms of the activation's output a = act(z)."""
+    if name == "relu":
+        return (out > 0).to(out.dtype)
+    if name == "sigmoid":
+        return out * (1.0 - out)
+    return 1.0 - out * out  # tanh
+
+
+def backward(model: MLP, cache: Cache, logits: torch.Tensor, y: torch.Tensor) -> None:
+    """Write d(mean cross-entropy)/d(param) into every ``param.grad``.
+
+    Softmax + cross-entropy: dL/dlogits = (softmax(logits) - onehot(y)) / B.
+    Per layer: dW = H_in^T dZ, db = sum_rows dZ, dH_in = dZ W^T, dZ_prev = dH_in * act'(z).
+    """
+    with torch.no_grad():
+        dz = F.softmax(logits)  # (B, 10)
+        dz[torch.arange(len(y), device=y.device), y] -= 1.0
+        dz /= len(y)
+        layers = model.layers()
+        for i in range(len(layers) - 1, -1, -1):
+            w, b = layers[i]
+            h_in = cache.inputs[i]
+            _accumulate(w, h_in.T @ dz)  # (fan_in, B) @ (B, fan_out)
+            _accumulate(b, dz.sum(dim=0))
+            if i == 0:
+                break
+            dh = dz @ w.T  # (B, fan_out) @ (fan_out, fan_in)
+            if cache.masks[i - 1] is not None:
+                dh = dh * cache.masks[i - 1]
+            dz = dh * _activation_grad(model.activation, cache.outputs[i - 1])
+
+
+def _accumulate(param: torch.nn.Parameter, grad: torch.Tensor) -> None:
+    if param.grad is None:
+        param.grad = grad.contiguous()
+    else:
+        param.grad += grad
+
+
+def loss_and_grads(model: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training forward + manual backward; returns (mean loss, logits), grads in place."""
+    logits, cache = forward_cached(model, x, training=model.training)
+    backward(model, cache, logits, y)
+    with torch.no_grad():
+        loss = F.cross_entropy(logits, y)
+    return loss, logits

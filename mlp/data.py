@@ -1,0 +1,199 @@
+"""Fashion-MNIST: locate, verify and prepare the files; in-memory tensors, splits and batches."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "CLASSES",
+    "DEBIAN_DIR",
+    "DataError",
+    "Splits",
+    "prepare",
+    "load_raw",
+    "load_splits",
+    "batches",
+]
+
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+SHA256 = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
+CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat",
+           "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+FIX = ("install Debian's package (apt-get update && apt-get install dataset-fashion-mnist) "
+       "or run `make data`")
+
+
+class DataError(RuntimeError):
+    """Missing or corrupt data; the message says how to fix it."""
+
+
+def raw_dir(root: str | os.PathLike) -> Path:
+    """Where torchvision's ``FashionMNIST(root)`` looks for the files."""
+    return Path(root) / "FashionMNIST" / "raw"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify(path: Path) -> None:
+    got = _sha256(path)
+    if got != SHA256[path.name]:
+        raise DataError(f"checksum mismatch for {path}: expected {SHA256[path.name][:12]}..., "
+                        f"got {got[:12]}...; delete it and prepare the data again ({FIX})")
+
+
+def _unpacked(gz: Path) -> Path:
+    return gz.with_suffix("")
+
+
+def _is_ready(raw: Path) -> bool:
+    return all((raw / n).exists() and _unpacked(raw / n).exists() for n in SHA256)
+
+
+def _apt_install() -> bool:
+    """Install Debian's dataset package when running as root with apt-get; True on success."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    for cmd in (["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"],
+                ["apt-get", "update", "-q"],
+                ["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"]):
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        if all((DEBIAN_DIR / n).exists() for n in SHA256):
+            return True
+    return False
+
+
+def _torchvision_download(root: Path) -> None:
+    from torchvision.datasets import FashionMNIST
+
+    try:
+        FashionMNIST(str(root), train=True, download=True)
+        FashionMNIST(str(root), train=False, download=True)
+    except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
+        raise DataError(f"Fashion-MNIST is not in {raw_dir(root)} and could not be downloaded "
+                        f"({type(exc).__name__}); {FIX}") from None
+
+
+def prepare(root: str | os.PathLike, *, allow_install: bool = True,
+            debian_dir: Path = DEBIAN_DIR) -> Path:
+    """Make ``<root>/FashionMNIST/raw`` hold the four verified files, unpacked.
+
+    Sources, in order: files already there; Debian's ``dataset-fashion-mnist``
+    (installed with apt-get when running as root); torchvision's own download.
+    Every original ``.gz`` is checked against its published SHA-256.
+    """
+    root = Path(root)
+    raw = raw_dir(root)
+    if not _is_ready(raw):
+        if not all((debian_dir / n).exists() for n in SHA256) and allow_install:
+            _apt_install()
+        if all((debian_dir / n).exists() for n in SHA256):
+            raw.mkdir(parents=True, exist_ok=True)
+            for name in SHA256:
+                _verify(debian_dir / name)
+                shutil.copyfile(debian_dir / name, raw / name)
+        elif allow_install:
+            _torchvision_download(root)
+        else:
+            raise DataError(f"Fashion-MNIST is not in {raw} nor in {debian_dir}; {FIX}")
+    for name in SHA256:
+        _verify(raw / name)
+        target = _unpacked(raw / name)
+        if not target.exists():
+            with gzip.open(raw / name, "rb") as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return raw
+
+
+@functools.lru_cache(maxsize=4)
+def load_raw(root: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(train_x, train_y, test_x, test_y)``: uint8 images (N, 28, 28) and int64 labels.
+
+    Prepares the files first when needed; cached per process, so a sweep reads them once.
+    """
+    from torchvision.datasets import FashionMNIST
+
+    prepare(root)
+    try:
+        train = FashionMNIST(root, train=True, download=False)
+        test = FashionMNIST(root, train=False, download=False)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"cannot read Fashion-MNIST from {raw_dir(root)} ({exc}); delete that "
+                        f"folder and prepare the data again ({FIX})") from None
+    if len(train.data) != 60000 or len(test.data) != 10000:
+        raise DataError(f"unexpected Fashion-MNIST sizes {len(train.data)}/{len(test.data)} in "
+                        f"{raw_dir(root)}; delete that folder and prepare the data again")
+    return train.data, train.targets, test.data, test.targets
+
+
+@dataclass
+class Splits:
+    """Flattened float images in [0, 1] (N, 784) and int64 labels, for each split."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    train_index: torch.Tensor  # rows of the 60k training file used for training
+    val_index: torch.Tensor  # rows of the 60k training file used for validation
+
+
+def _as_float(x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    return (x.reshape(len(x), -1).to(torch.float32) / 255.0).to(device)  # (N, 28, 28) -> (N, 784)
+
+
+def load_splits(root: str | os.PathLike, *, val_size: int = 10000, limit_train: int | None = None,
+                seed: int = 0, device: torch.device | str = "cpu") -> Splits:
+    """Carve a seeded validation split from the 60k training images; keep the test set apart.
+
+    ``limit_train`` keeps only that many training rows (after the validation rows are set
+    aside), for quick runs. The validation and training rows never overlap.
+    """
+    train_x, train_y, test_x, test_y = load_raw(str(Path(root)))
+    if not 0 < val_size < len(train_x):
+        raise ValueError(f"val_size must be in 1..{len(train_x) - 1}, got {val_size}")
+    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
+    val_index, train_index = perm[:val_size], perm[val_size:]
+    if limit_train is not None:
+        train_index = train_index[:limit_train]
+    return Splits(
+        train_x=_as_float(train_x[train_index], device), train_y=train_y[train_index].to(device),
+        val_x=_as_float(train_x[val_index], device), val_y=train_y[val_index].to(device),
+        test_x=_as_float(test_x, device), test_y=test_y.to(device),
+        train_index=train_index, val_index=val_index,
+    )
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *,
+            generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Minibatches of in-memory tensors; shuffled once per call when a generator is given.
+
+    Shuffling permutes the whole tensor once, so every batch is a contiguous view.
+    """
+    if generator is not None:
+        perm = torch.randperm(len(x), generator=generator).to(x.device)
+        x, y = x[perm], y[perm]
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size], y[start:start + batch_size]

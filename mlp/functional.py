@@ -1,0 +1,72 @@
+"""From-scratch activations, losses and metrics: one operation per function, tensor in, tensor out."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "accuracy",
+    "dropout",
+    "ACTIVATIONS",
+]
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    """ReLU as the chapter writes it: the elementwise max against zeros."""
+    return torch.max(x, torch.zeros_like(x))  # (B, H) -> (B, H)
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """Logistic sigmoid, stable for large |x|: exp is only taken of -|x|."""
+    e = torch.exp(-x.abs())  # (B, H), in (0, 1]
+    return torch.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """Hyperbolic tangent via the sigmoid: tanh(x) = 2 sigmoid(2x) - 1."""
+    return 2.0 * sigmoid(2.0 * x) - 1.0
+
+
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Row-wise log-softmax; the row max is subtracted first so exp never overflows."""
+    shifted = logits - logits.max(dim=1, keepdim=True).values  # (B, C), max 0 per row
+    return shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Row-wise softmax, stable for logits of any size (d2l's naive version is not)."""
+    e = torch.exp(logits - logits.max(dim=1, keepdim=True).values)  # (B, C)
+    return e / e.sum(dim=1, keepdim=True)
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of integer labels ``y`` (B,) under ``logits`` (B, C)."""
+    picked = log_softmax(logits).gather(1, y.view(-1, 1))  # (B, 1)
+    return -picked.mean()
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of rows whose arg-max matches ``y``, as a 0-dim tensor."""
+    return (logits.argmax(dim=1) == y).float().mean()
+
+
+def dropout(x: torch.Tensor, p: float, *, training: bool) -> torch.Tensor:
+    """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p).
+
+    The identity at evaluation time, so nothing needs rescaling after training.
+    """
+    if not training or p == 0.0:
+        return x
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    mask = (torch.rand_like(x) >= p).to(x.dtype)  # (B, H), 1 keeps a unit
+    return x * mask / (1.0 - p)
+
+
+ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}

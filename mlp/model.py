@@ -1,0 +1,133 @@
+"""The MLP with explicit per-layer parameters, and its concise ``nn.Sequential`` twin."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from mlp import functional as F
+
+__all__ = ["MLP", "build_model", "hidden_sizes_for", "init_weight", "count_parameters"]
+
+INITS = ("normal", "scaled", "he")
+
+
+def init_weight(
+    fan_in: int, fan_out: int, *, init: str, sigma: float, generator: torch.Generator
+) -> torch.Tensor:
+    """A (fan_in, fan_out) weight drawn from N(0, s^2).
+
+    ``normal``: s = sigma (the chapter's 0.01); ``scaled``: s = 1/sqrt(fan_in);
+    ``he``: s = sqrt(2/fan_in).
+    """
+    scale = {"normal": sigma, "scaled": 1.0 / math.sqrt(fan_in), "he": math.sqrt(2.0 / fan_in)}
+    if init not in scale:
+        raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+    return torch.randn(fan_in, fan_out, generator=generator) * scale[init]
+
+
+def hidden_sizes_for(depth: int, width: int, hidden_sizes: Sequence[int] | None = None) -> list[int]:
+    """The hidden layer sizes: an explicit list wins over ``depth`` layers of ``width``."""
+    if hidden_sizes:
+        return [int(h) for h in hidden_sizes]
+    return [int(width)] * int(depth)
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron written out by hand: ``H = act(X @ W_i + b_i)`` per layer.
+
+    Parameters are named as in the chapter: ``W1, b1`` for the first layer up to
+    ``W{L}, b{L}`` for the output layer. Weights are (fan_in, fan_out).
+    """
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_outputs: int,
+        hidden_sizes: Sequence[int],
+        *,
+        activation: str = "relu",
+        init: str = "normal",
+        sigma: float = 0.01,
+        dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if activation not in F.ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; expected relu, sigmoid or tanh")
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.sizes = [num_inputs, *hidden_sizes, num_outputs]
+        self.activation = activation
+        self.dropout = float(dropout)
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+            w = init_weight(fan_in, fan_out, init=init, sigma=sigma, generator=gen)
+            setattr(self, f"W{i}", nn.Parameter(w))
+            setattr(self, f"b{i}", nn.Parameter(torch.zeros(fan_out)))
+
+    def layers(self) -> list[tuple[nn.Parameter, nn.Parameter]]:
+        """``[(W1, b1), ..., (WL, bL)]``, input layer first."""
+        n = len(self.sizes) - 1
+        return [(getattr(self, f"W{i}"), getattr(self, f"b{i}")) for i in range(1, n + 1)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = F.ACTIVATIONS[self.activation]
+        h = x.reshape(-1, self.sizes[0])  # (B, 784)
+        *hidden, (w_out, b_out) = self.layers()
+        for w, b in hidden:
+            h = act(h @ w + b)  # (B, fan_in) -> (B, fan_out)
+            h = F.dropout(h, self.dropout, training=self.training)
+        return h @ w_out + b_out  # (B, H_last) -> (B, 10) logits
+
+
+def _concise(
+    sizes: list[int], *, activation: str, init: str, sigma: float, dropout: float,
+    generator: torch.Generator,
+) -> nn.Sequential:
+    acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+    layers: list[nn.Module] = [nn.Flatten()]
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        linear = nn.Linear(fan_in, fan_out)
+        with torch.no_grad():  # same draws as the scratch model; nn.Linear stores (out, in)
+            linear.weight.copy_(init_weight(fan_in, fan_out, init=init, sigma=sigma,
+                                            generator=generator).T)
+            linear.bias.zero_()
+        layers.append(linear)
+        if i < len(sizes) - 2:
+            layers.append(acts[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def build_model(
+    num_inputs: int,
+    num_outputs: int,
+    hidden_sizes: Sequence[int],
+    *,
+    impl: str = "scratch",
+    activation: str = "relu",
+    init: str = "normal",
+    sigma: float = 0.01,
+    dropout: float = 0.0,
+    seed: int = 0,
+) -> nn.Module:
+    """Build the scratch ``MLP`` or its concise twin with identical initial weights."""
+    gen = torch.Generator().manual_seed(seed)
+    if impl == "scratch":
+        return MLP(num_inputs, num_outputs, hidden_sizes, activation=activation, init=init,
+                   sigma=sigma, dropout=dropout, generator=gen)
+    if impl == "concise":
+        if activation not in F.ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; expected relu, sigmoid or tanh")
+        sizes = [num_inputs, *hidden_sizes, num_outputs]
+        return _concise(sizes, activation=activation, init=init, sigma=sigma, dropout=dropout,
+                        generator=gen)
+    raise ValueError(f"unknown model impl {impl!r}; expected scratch or concise")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
