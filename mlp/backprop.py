@@ -35,8 +35,7 @@ def forward_cached(model: MLP, x: torch.Tensor, *, training: bool = True) -> tup
             cache.outputs.append(a)
             mask = None
             if training and model.dropout > 0:
-                keep = 1.0 - model.dropout
-                mask = (torch.rand_like(a) < keep).to(a.dtype) / keep  # inverted dropout
+                mask = F.dropout_mask(a, model.dropout)
                 a = a * mask
             cache.masks.append(mask)
             h = a

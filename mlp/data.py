@@ -197,3 +197,14 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *,
         x, y = x[perm], y[perm]
     for start in range(0, len(x), batch_size):
         yield x[start:start + batch_size], y[start:start + batch_size]
+
+
+if __name__ == "__main__":  # python -m mlp.data [ROOT]: prepare the files, say where they are
+    import sys
+
+    try:
+        where = prepare(sys.argv[1] if len(sys.argv) > 1 else "data")
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"Fashion-MNIST ready in {where} (SHA-256 verified)")

@@ -13,6 +13,7 @@ __all__ = [
     "cross_entropy",
     "accuracy",
     "dropout",
+    "dropout_mask",
     "ACTIVATIONS",
 ]
 
@@ -56,6 +57,12 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == y).float().mean()
 
 
+def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A mask shaped like ``x``: 0 with probability ``p``, else 1/(1-p) (inverted dropout)."""
+    keep = 1.0 - p
+    return (torch.rand_like(x) < keep).to(x.dtype) / keep  # (B, H)
+
+
 def dropout(x: torch.Tensor, p: float, *, training: bool) -> torch.Tensor:
     """Inverted dropout: zero each unit with probability ``p`` and scale the rest by 1/(1-p).
 
@@ -63,10 +70,7 @@ def dropout(x: torch.Tensor, p: float, *, training: bool) -> torch.Tensor:
     """
     if not training or p == 0.0:
         return x
-    if p >= 1.0:
-        return torch.zeros_like(x)
-    mask = (torch.rand_like(x) >= p).to(x.dtype)  # (B, H), 1 keeps a unit
-    return x * mask / (1.0 - p)
+    return x * dropout_mask(x, p)
 
 
 ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}

@@ -62,7 +62,7 @@ class MLP(nn.Module):
         self.sizes = [num_inputs, *hidden_sizes, num_outputs]
         self.activation = activation
         self.dropout = float(dropout)
-        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=False), start=1):
             w = init_weight(fan_in, fan_out, init=init, sigma=sigma, generator=gen)
             setattr(self, f"W{i}", nn.Parameter(w))
             setattr(self, f"b{i}", nn.Parameter(torch.zeros(fan_out)))
@@ -88,7 +88,7 @@ def _concise(
 ) -> nn.Sequential:
     acts = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
     layers: list[nn.Module] = [nn.Flatten()]
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         linear = nn.Linear(fan_in, fan_out)
         with torch.no_grad():  # same draws as the scratch model; nn.Linear stores (out, in)
             linear.weight.copy_(init_weight(fan_in, fan_out, init=init, sigma=sigma,

@@ -1,0 +1,45 @@
+# Set-up, the main jobs and the checks. Every target builds what it needs when it is missing.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
+ARGS ?=
+
+.PHONY: setup data sweep train test test-fast lint bench ui clean-runs
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(DATA): | $(STAMP)
+	$(BIN)/python -m mlp.data data
+
+setup: $(STAMP) $(DATA)
+data: $(DATA)
+
+sweep: setup  ## the main job: a small default Optuna study, tracked in MLflow
+	$(BIN)/python -m experiments.sweep $(ARGS)
+
+train: setup  ## one tracked run with the chapter's defaults
+	$(BIN)/python -m experiments.train $(ARGS)
+
+test: setup  ## the whole suite, slow tests included (what CI runs)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check mlp experiments tests
+
+bench: setup
+	$(BIN)/python -m experiments.bench $(ARGS)
+
+ui: $(STAMP)  ## the MLflow UI on the embedded store, http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+clean-runs:
+	rm -rf mlflow.db optuna.db mlruns outputs multirun reports

@@ -1,0 +1,91 @@
+"""Turn a plain :class:`Config` into data, model and optimiser, and train it through ``mlp.fit``."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from experiments.config import Config
+from mlp import Splits, build_model, fit, hidden_sizes_for, load_splits, make_optimizer
+from mlp.train import EpochCallback, FitResult
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda but torch sees no CUDA device; use device=auto or cpu")
+    return torch.device(name)
+
+
+def load_data(cfg: Config, device: torch.device) -> Splits:
+    """The seeded train/validation split and the test set, as tensors on ``device``."""
+    return load_splits(cfg.data.root, val_size=cfg.data.val_size,
+                       limit_train=cfg.data.limit_train, seed=cfg.seed, device=device)
+
+
+def build(cfg: Config, device: torch.device) -> tuple[nn.Module, object]:
+    """The model (seeded by ``cfg.seed``) and its optimiser, from plain config values."""
+    m = cfg.model
+    model = build_model(784, 10, hidden_sizes_for(m.depth, m.width, m.hidden_sizes),
+                        impl=m.impl, activation=m.activation, init=m.init, sigma=m.sigma,
+                        dropout=m.dropout, seed=cfg.seed).to(device)
+    o = cfg.optim
+    optimizer = make_optimizer(o.name, model.parameters(), lr=o.lr, momentum=o.momentum,
+                               weight_decay=o.weight_decay)
+    return model, optimizer
+
+
+@dataclass
+class Trained:
+    model: nn.Module
+    data: Splits
+    result: FitResult
+    device: torch.device
+
+
+def train_config(cfg: Config, *, data: Splits | None = None,
+                 on_epoch_end: EpochCallback | None = None) -> Trained:
+    """Train the configured model; ``data`` may be passed in to reuse a loaded split."""
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)  # dropout masks
+    data = data if data is not None else load_data(cfg, device)
+    model, optimizer = build(cfg, device)
+    reset_peak_memory(device)
+    result = fit(model, data, optimizer, epochs=cfg.train.epochs,
+                 batch_size=cfg.train.batch_size, backward=cfg.model.backward, seed=cfg.seed,
+                 lr_schedule=cfg.optim.schedule, early_stopping=cfg.train.early_stopping,
+                 on_epoch_end=on_epoch_end)
+    return Trained(model, data, result, device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a fresh peak-memory window (CUDA allocator, or the process's RSS high-water mark)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # not Linux: the high-water mark then spans the whole process
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory since :func:`reset_peak_memory`: CUDA allocated bytes, or the process RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            match = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+        if match:
+            return int(match.group(1)) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

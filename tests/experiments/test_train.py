@@ -1,0 +1,70 @@
+"""End to end: python -m experiments.train logs params, metrics, artifacts, data set and model."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments import train
+from tests.conftest import DATA_ROOT, REPO, small_overrides
+
+PER_EPOCH = ["train/loss", "train/acc", "val/loss", "val/acc", "perf/epoch_seconds",
+             "perf/samples_per_sec"]
+FINAL = ["val/acc_best", "test/acc", "test/loss", "perf/peak_mem_mb", "model/num_params"]
+
+
+def _only_run(tmp_path: Path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("mlp")
+    (run,) = client.search_runs([exp.experiment_id])
+    return client, run
+
+
+def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def test_train_logs_everything_a_user_inspects(workdir: Path) -> None:
+    assert train.main([*small_overrides(workdir, epochs=3), "model.width=32"]) == 0
+    client, run = _only_run(workdir)
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["model.width"] == "32" and params["optim.lr"] == "0.1"
+    assert params["data.limit_train"] == "2000" and params["seed"] == "0"
+    for key in PER_EPOCH:
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == [1, 2, 3], key
+    for key in FINAL:
+        assert key in run.data.metrics, key
+    assert 0.1 < run.data.metrics["test/acc"] <= 1.0
+    assert run.data.metrics["model/num_params"] == 784 * 32 + 32 + 32 * 10 + 10
+    files = _artifacts(client, run.info.run_id)
+    assert {"config.yaml", "plots/learning_curves.png", "plots/confusion_matrix.png",
+            "plots/test_predictions.png"} <= files
+    assert run.inputs.dataset_inputs[0].dataset.name == "fashion-mnist-train"
+    (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                            output_format="list")
+    assert logged.source_run_id == run.info.run_id
+    model = mlflow.pytorch.load_model(logged.model_uri)
+    import torch
+    assert model(torch.rand(3, 784)).shape == (3, 10)
+
+
+@pytest.mark.slow
+def test_chapter_defaults_reach_0_83_on_the_real_data(tmp_path: Path) -> None:
+    """The README's promise: 10 epochs of the chapter's model on all the data."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.train", f"data.root={DATA_ROOT}",
+         f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db", "mlflow.log_model=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, run = _only_run(tmp_path)
+    assert run.data.metrics["test/acc"] >= 0.83
+    assert "epoch 10/10" in proc.stdout
