@@ -59,8 +59,14 @@ def backward(model: MLP, cache: Cache, logits: torch.Tensor, y: torch.Tensor) ->
     Softmax + cross-entropy: dL/dlogits = (softmax(logits) - onehot(y)) / B.
     Per layer: dW = H_in^T dZ, db = sum_rows dZ, dH_in = dZ W^T, dZ_prev = dH_in * act'(z).
     """
+    backward_from_log_probs(model, cache, F.log_softmax(logits), y)
+
+
+def backward_from_log_probs(model: MLP, cache: Cache, log_probs: torch.Tensor,
+                            y: torch.Tensor) -> None:
+    """:func:`backward` given ``log_softmax(logits)``, so the loss can reuse it."""
     with torch.no_grad():
-        dz = F.softmax(logits)  # (B, 10)
+        dz = torch.exp(log_probs)  # (B, 10) softmax
         dz[torch.arange(len(y), device=y.device), y] -= 1.0
         dz /= len(y)
         layers = model.layers()
@@ -87,7 +93,8 @@ def _accumulate(param: torch.nn.Parameter, grad: torch.Tensor) -> None:
 def loss_and_grads(model: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One training forward + manual backward; returns (mean loss, logits), grads in place."""
     logits, cache = forward_cached(model, x, training=model.training)
-    backward(model, cache, logits, y)
     with torch.no_grad():
-        loss = F.cross_entropy(logits, y)
+        log_probs = F.log_softmax(logits)  # (B, 10), shared by the loss and the gradient
+        loss = -log_probs.gather(1, y.view(-1, 1)).mean()
+    backward_from_log_probs(model, cache, log_probs, y)
     return loss, logits

@@ -188,23 +188,16 @@ def load_splits(root: str | os.PathLike, *, val_size: int = 10000, limit_train: 
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *,
             generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Minibatches of in-memory tensors; shuffled once per call when a generator is given.
+    """Minibatches of in-memory tensors, in a fresh random order when a generator is given.
 
-    Shuffling permutes the whole tensor once, so every batch is a contiguous view.
+    Shuffled batches are gathered one at a time from a permutation of the row indices, so no
+    shuffled copy of the whole data set is made; unshuffled batches are views.
     """
-    if generator is not None:
-        perm = torch.randperm(len(x), generator=generator).to(x.device)
-        x, y = x[perm], y[perm]
+    if generator is None:
+        for start in range(0, len(x), batch_size):
+            yield x[start:start + batch_size], y[start:start + batch_size]
+        return
+    perm = torch.randperm(len(x), generator=generator).to(x.device)
     for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size], y[start:start + batch_size]
-
-
-if __name__ == "__main__":  # python -m mlp.data [ROOT]: prepare the files, say where they are
-    import sys
-
-    try:
-        where = prepare(sys.argv[1] if len(sys.argv) > 1 else "data")
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(f"Fashion-MNIST ready in {where} (SHA-256 verified)")
+        idx = perm[start:start + batch_size]
+        yield x.index_select(0, idx), y.index_select(0, idx)

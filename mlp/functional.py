@@ -18,9 +18,28 @@ __all__ = [
 ]
 
 
+class _MaxAgainstZero(torch.autograd.Function):
+    """max(x, 0) with its derivative written out: the gradient passes where the output is > 0.
+
+    Autograd's own derivative of ``torch.max(x, zeros)`` builds masks for both operands; this
+    one keeps only the output, which is also all the backward pass needs to hold.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        out = torch.maximum(x, x.new_zeros(()))  # (B, H), max against a broadcast zero
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        (out,) = ctx.saved_tensors
+        return grad * (out > 0)
+
+
 def relu(x: torch.Tensor) -> torch.Tensor:
     """ReLU as the chapter writes it: the elementwise max against zeros."""
-    return torch.max(x, torch.zeros_like(x))  # (B, H) -> (B, H)
+    return _MaxAgainstZero.apply(x)  # (B, H) -> (B, H)
 
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
