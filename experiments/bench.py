@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import math
+import os
 import re
 import statistics
 import time
@@ -21,18 +22,29 @@ import torch
 from experiments.runner import peak_memory_mb, reset_peak_memory, resolve_device
 from mlp import functional as F
 from mlp.data import Splits, load_splits
-from mlp.model import build_model
+from mlp.model import build_model, count_parameters
 from mlp.optim import SGD
 from mlp.train import train_epoch
 
 ROOT, BATCH, LR, HIDDEN = "data", 256, 0.1, 256
 SPEEDUP_TARGET, FLOOR_TARGET = 6.0, 1.5
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 Runner = Callable[[], float]  # runs the timed epochs, returns seconds per epoch
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _timed(epoch: Callable[[], object], epochs: int, device: torch.device) -> float:
+    """Seconds per epoch of ``epochs`` calls of ``epoch``, the device synchronised around them."""
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        epoch()
+    _sync(device)
+    return (time.perf_counter() - start) / epochs
 
 
 def _model_and_opt(device: torch.device,
@@ -53,17 +65,14 @@ def seeds_runner(data: Splits, device: torch.device, epochs: int) -> Runner:
 
     def run() -> float:
         model, opt = _model_and_opt(device)
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(epochs):
+
+        def epoch() -> None:
             for x, y in loader:
-                x, y = x.to(device), y.to(device)
-                loss = F.cross_entropy(model(x), y)
+                loss = F.cross_entropy(model(x.to(device)), y.to(device))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        _sync(device)
-        return (time.perf_counter() - start) / epochs
+        return _timed(epoch, epochs, device)
     return run
 
 
@@ -72,13 +81,9 @@ def ours_runner(data: Splits, device: torch.device, epochs: int, backward: str) 
     def run() -> float:
         model, opt = _model_and_opt(device)
         gen = torch.Generator().manual_seed(0)
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            train_epoch(model, data.train_x, data.train_y, opt, batch_size=BATCH,
-                        backward=backward, generator=gen)
-        _sync(device)
-        return (time.perf_counter() - start) / epochs
+        return _timed(lambda: train_epoch(model, data.train_x, data.train_y, opt,
+                                          batch_size=BATCH, backward=backward, generator=gen),
+                      epochs, device)
     return run
 
 
@@ -92,7 +97,7 @@ def _floor_step(x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor]) ->
     dw2, db2 = h.T @ dz, dz.sum(0)
     dz1 = (dz @ w2.T).mul_(h > 0)  # (B, 256), masked by the relu
     dw1, db1 = x.T @ dz1, dz1.sum(0)
-    for p, g in zip(params, (dw1, db1, dw2, db2), strict=False):
+    for p, g in zip(params, (dw1, db1, dw2, db2), strict=True):
         p.sub_(g, alpha=LR)
 
 
@@ -106,15 +111,10 @@ def floor_runner(n: int, device: torch.device, epochs: int) -> Runner:
     params = [p.to(device) for p in params]
 
     @torch.no_grad()
-    def run() -> float:
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            for x, y in zip(xs, ys, strict=False):
-                _floor_step(x, y, params)
-        _sync(device)
-        return (time.perf_counter() - start) / epochs
-    return run
+    def epoch() -> None:
+        for x, y in zip(xs, ys, strict=True):
+            _floor_step(x, y, params)
+    return lambda: _timed(epoch, epochs, device)
 
 
 def median_times(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
@@ -129,7 +129,9 @@ def median_times(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
 def print_speed(med: dict[str, float], n: int) -> None:
     """The speed table: s/epoch, samples/s, speed-up vs the seeds and ratio to the floor."""
     seeds, floor = med["seeds' pipeline"], med["floor (bare matmuls)"]
-    print(f"\n{'pipeline':<24}{'s/epoch':>10}{'samples/s':>12}{'vs seeds':>10}"
+    print("\nfloor = addmm, relu, addmm, softmax-CE gradient, the 3 backward matmuls and SGD in "
+          "place on pre-made random batches; ours also shuffles (a gathered copy) every epoch")
+    print(f"{'pipeline':<24}{'s/epoch':>10}{'samples/s':>12}{'vs seeds':>10}"
           f"{'vs floor':>10}  targets (>= {SPEEDUP_TARGET:g}x seeds, <= {FLOOR_TARGET:g}x floor)")
     for name, sec in med.items():
         verdict = ""
@@ -204,12 +206,26 @@ def memory_row(depth: int, batch: int, width: int, device: torch.device) -> tupl
 
 
 def print_memory(depths: list[int], sizes: list[int], width: int, device: torch.device) -> None:
-    """The memory table; on Linux glibc is told to mmap every block over 64 KiB first."""
-    libc = _libc()
-    if libc is not None and device.type == "cpu":
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD: freed tensors leave RSS at once
+    """The memory table; glibc is told to mmap every block over 64 KiB while it runs."""
+    if device.type == "cpu" and not os.path.exists("/proc/self/clear_refs"):
+        print("\nmemory: skipped, the CPU peak needs Linux's /proc/self/clear_refs")
+        return
+    libc = _libc() if device.type == "cpu" else None
+    if libc is not None:
+        libc.mallopt(M_MMAP_THRESHOLD, 64 * 1024)  # freed tensors leave RSS at once
+    try:
+        _memory_table(depths, sizes, width, device)
+    finally:
+        if libc is not None:
+            libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)  # glibc's default (now fixed)
+
+
+def _memory_table(depths: list[int], sizes: list[int], width: int, device: torch.device) -> None:
+    grads = {d: count_parameters(_model_and_opt(device, [width] * d)[0]) * 4 / 2**20
+             for d in depths}
     print(f"\nmemory, width {width}: peaks are above the RSS (CPU) or allocation (CUDA) just "
-          "before; saved = unique tensors autograd keeps (no params, no input)")
+          "before; saved = unique tensors autograd keeps (no params, no input); train also "
+          "holds the gradients: " + ", ".join(f"depth {d} {mb:.1f} MB" for d, mb in grads.items()))
     print(f"{'depth':>5}{'batch':>7}{'train MB':>11}{'infer MB':>11}{'ratio':>8}{'saved MB':>11}")
     for depth in depths:
         for batch in sizes:
@@ -221,7 +237,7 @@ def print_memory(depths: list[int], sizes: list[int], width: int, device: torch.
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__)
     p.add_argument("--epochs", type=int, default=1, help="epochs per timed repeat")
-    p.add_argument("--repeats", type=int, default=None, help="timed repeats (3; quick: 2)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (5; quick: 2)")
     p.add_argument("--quick", action="store_true", help="4096 samples, fewer memory points")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     return p.parse_args(argv)
@@ -231,13 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the speed and memory benchmarks and print both tables."""
     args = parse_args(argv)
     device = resolve_device(args.device)
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats or (2 if args.quick else 5)
     data = load_splits(ROOT, val_size=10000, limit_train=4096 if args.quick else None,
                        device=device)
     n = len(data.train_x)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}; "
           f"{n} training images (the seeds' pipeline uses a Subset of the same {n} indices, "
-          f"not all 60k); {args.epochs} epoch(s) per repeat, median of {repeats}")
+          f"not all 60k); {args.epochs} epoch(s) per repeat, median of {repeats}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     torch.manual_seed(0)
     runners = {"seeds' pipeline": seeds_runner(data, device, args.epochs),
                "ours, autograd": ours_runner(data, device, args.epochs, "autograd"),
