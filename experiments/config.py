@@ -66,7 +66,6 @@ class SweepConfig:
     n_trials: int = 20
     timeout: float | None = None
     metric: str = "val/acc"
-    direction: str = "maximize"
     workers: int = 1
     max_failures: int = 10
     seed: int = 0
@@ -116,6 +115,9 @@ CHOICES = {
     "optim.name": ("sgd", "adam"),
     "optim.schedule": ("constant", "cosine", "step"),
     "device": ("auto", "cpu", "cuda"),
+    "sweep.sampler": ("tpe", "random", "grid", "qmc", "cmaes", "gp"),
+    "sweep.pruner": ("none", "median", "percentile", "hyperband", "successive_halving"),
+    "sweep.metric": ("val/acc", "val/loss"),
 }
 
 
@@ -131,7 +133,7 @@ def to_config(cfg: DictConfig) -> Config:
     obj = OmegaConf.to_object(cfg)
     assert isinstance(obj, Config)
     validate(obj)
-    return obj
+    return apply_quick(obj)
 
 
 def load_config(overrides: list[str] | None = None) -> Config:
@@ -168,6 +170,11 @@ def validate(cfg: Config) -> None:
         (d.limit_train is None or 1 <= d.limit_train <= 60000 - d.val_size,
          f"data.limit_train={d.limit_train}: must be in 1..{60000 - d.val_size} "
          f"(the training images left after data.val_size={d.val_size})"),
+        (cfg.sweep.n_trials >= 1, f"sweep.n_trials={cfg.sweep.n_trials}: must be >= 1"),
+        (cfg.sweep.workers >= 1, f"sweep.workers={cfg.sweep.workers}: must be >= 1"),
+        (cfg.sweep.heartbeat >= 1, f"sweep.heartbeat={cfg.sweep.heartbeat}: must be >= 1 second"),
+        (cfg.sweep.max_failures >= 0, "sweep.max_failures: must be >= 0"),
+        (cfg.sweep.timeout is None or cfg.sweep.timeout > 0, "sweep.timeout: must be > 0 seconds"),
         (cfg.train.early_stopping >= 0, "train.early_stopping: must be >= 0 (0 = off)"),
         (not (m.backward == "manual" and m.impl == "concise"),
          "model.backward=manual: needs model.impl=scratch (the hand-written backward pass "
@@ -176,6 +183,19 @@ def validate(cfg: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+QUICK = {"limit_train": 10000, "val_size": 2000, "epochs": 3}
+
+
+def apply_quick(cfg: Config) -> Config:
+    """``sweep.quick=true``: a smoke-test form of any run or study (small data, few epochs)."""
+    if cfg.sweep.quick:
+        cfg.data.limit_train = min(cfg.data.limit_train or QUICK["limit_train"], QUICK["limit_train"])
+        cfg.data.val_size = min(cfg.data.val_size, QUICK["val_size"])
+        cfg.train.epochs = min(cfg.train.epochs, QUICK["epochs"])
+        cfg.mlflow.log_model = False
+    return cfg
 
 
 def flatten(cfg: Config | DictConfig) -> dict[str, Any]:

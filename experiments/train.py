@@ -15,11 +15,16 @@ from experiments.runner import train_config
 from mlp import DataError, DivergedError
 
 
-def run(cfg: Config, *, quiet: bool = False) -> dict[str, float]:
-    """Train ``cfg`` in a new MLflow run and return its final metrics."""
+def run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None = None,
+        run_name: str | None = None) -> dict[str, float]:
+    """Train ``cfg`` in a new MLflow run (nested under ``parent_run_id`` if given); return its
+    final metrics."""
     client, experiment_id = tracking.client_for(cfg)
-    run_ = client.create_run(experiment_id, tags={"mlflow.runName": f"train-{cfg.model.impl}",
-                                                  "kind": "train"})
+    tags = {"kind": "train" if parent_run_id is None else "retrain"}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run_ = client.create_run(experiment_id, run_name=run_name or f"train-{cfg.model.impl}",
+                             tags=tags)
     run_id = run_.info.run_id
     status = tracking.FAILED
     progress, close = epoch_progress(cfg.train.epochs) if not quiet else (None, lambda: None)

@@ -1,0 +1,150 @@
+"""One Optuna trial: compose its config, train it, report every epoch, log it as a child run."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+from optuna.storages._heartbeat import get_heartbeat_thread  # the heartbeat optimize() uses
+from optuna.trial import TrialState
+
+from experiments import tracking
+from experiments.cli import chain, one_line
+from experiments.config import Config, compose_config, to_config
+from experiments.runner import load_data, resolve_device, train_config
+from experiments.space import Space, sample
+from experiments.study import add_tickets
+from mlp import DivergedError, Splits
+
+
+@dataclass
+class SweepContext:
+    """Everything a worker needs to run trials of one study."""
+
+    cfg: Config  # the base configuration (user overrides, no sampled values)
+    overrides: list[str]  # the user's overrides, prepended to each trial's sampled ones
+    base: DictConfig
+    space: Space
+    client: MlflowClient
+    experiment_id: str
+    parent_run_id: str = ""
+    cache: dict[tuple, Splits] = field(default_factory=dict)
+
+    def data_for(self, cfg: Config) -> Splits:
+        """The split for ``cfg``, loaded once per process for each distinct data setting."""
+        key = (cfg.data.root, cfg.data.val_size, cfg.data.limit_train, cfg.seed, cfg.device)
+        if key not in self.cache:
+            if len(self.cache) >= 2:
+                self.cache.clear()
+            self.cache[key] = load_data(cfg, resolve_device(cfg.device))
+        return self.cache[key]
+
+
+@dataclass
+class Outcome:
+    state: TrialState
+    value: float | None
+    seconds: float
+    note: str = ""
+
+
+def trial_config(ctx: SweepContext, sampled: list[str]) -> Config:
+    """Compose a trial's config through Hydra with the sampled values as overrides."""
+    return to_config(compose_config([*ctx.overrides, *sampled]))
+
+
+def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, float]):
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        value = metrics[metric]
+        best["value"] = value if not best else (min if minimize else max)(best["value"], value)
+        best["epoch"] = epoch
+        trial.report(best["value"], step=epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric} best {best['value']:.4f})")
+    return report
+
+
+def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Outcome:
+    """Run ``trial`` to COMPLETE, PRUNED (pruner or divergence) or FAIL and tell the study."""
+    start = time.perf_counter()
+    client, metric = ctx.client, ctx.cfg.sweep.metric
+    run = client.create_run(ctx.experiment_id, run_name=f"trial-{trial.number:04d}", tags={
+        "mlflow.parentRunId": ctx.parent_run_id, "optuna.study": study.study_name,
+        "optuna.trial": str(trial.number), "kind": "trial"})
+    run_id = run.info.run_id
+    trial.set_user_attr("mlflow_run_id", run_id)
+    best: dict[str, float] = {}
+    state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
+    with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
+        try:
+            sampled, chosen = sample(ctx.space, trial, ctx.base)
+            trial.set_user_attr("overrides", sampled)
+            cfg = trial_config(ctx, sampled)
+            extra = {"optuna.trial_number": trial.number,
+                     **{f"sampled.{k}": v for k, v in chosen.items()}}
+            tracking.log_config(client, run_id, cfg, extra=extra)
+            train_config(cfg, data=ctx.data_for(cfg), on_epoch_end=chain(
+                tracking.epoch_logger(client, run_id),
+                _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
+            state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
+        except optuna.TrialPruned as exc:
+            state, status, note = TrialState.PRUNED, tracking.FINISHED, str(exc)
+            tags["pruned_at_epoch"] = str(best.get("epoch", 0))
+        except DivergedError as exc:
+            state, status, note = TrialState.PRUNED, tracking.FINISHED, f"diverged: {exc}"
+            tags["pruned_at_epoch"] = str(exc.epoch)
+            trial.set_user_attr("pruned_reason", note)
+        except KeyboardInterrupt:
+            _close(ctx, study, trial, run_id, TrialState.FAIL, None, tracking.KILLED,
+                   {"error": "interrupted (Ctrl-C)"}, best)
+            add_tickets(study, 1, reason="replaces-interrupted")
+            raise
+        except Exception as exc:  # noqa: BLE001 - a raising trial is recorded, the study goes on
+            note = one_line(exc)
+            trial.set_user_attr("error", note[:2000])
+            tags["error"] = note[:5000]
+            add_tickets(study, 1, reason="replaces-failed")
+    _close(ctx, study, trial, run_id, state, value, status, tags, best)
+    return Outcome(state, value, time.perf_counter() - start, note)
+
+
+def _close(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, run_id: str,
+           state: TrialState, value: float | None, status: str, tags: dict[str, str],
+           best: dict[str, float]) -> None:
+    """Tell Optuna first (the source of truth), then close the MLflow child run."""
+    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
+               skip_if_finished=True)
+    client = ctx.client
+    for key, text in {**tags, "optuna.state": state.name}.items():
+        client.set_tag(run_id, key, text)
+    if best:
+        name = f"{ctx.cfg.sweep.metric}_best"
+        tracking.log_metrics(client, run_id, {name: best["value"]}, step=int(best["epoch"]))
+    tracking.end_run(client, run_id, status)
+    if state == TrialState.COMPLETE:
+        _log_study_best(ctx, study)
+
+
+def _log_study_best(ctx: SweepContext, study: optuna.Study) -> None:
+    """``best/val_acc`` (or ``best/val_loss``) on the parent, step = trial number."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        return
+    metric = "best/" + ctx.cfg.sweep.metric.replace("/", "_")
+    last = max(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    tracking.log_metrics(ctx.client, ctx.parent_run_id, {metric: best.value}, step=last)
+
+
+def describe(trial: optuna.Trial | optuna.trial.FrozenTrial) -> str:
+    """The sampled values of a trial, short."""
+    return json.dumps({k: _short(v) for k, v in trial.params.items()})
+
+
+def _short(v: Any) -> Any:
+    return float(f"{v:.4g}") if isinstance(v, float) else v
