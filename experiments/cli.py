@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
@@ -22,6 +23,12 @@ def one_line(exc: BaseException) -> str:
             parts.append(text)
         exc = exc.__cause__ or (exc.__context__ if not exc.__suppress_context__ else None)
     return ": ".join(parts)
+
+
+def quiet_libraries() -> None:
+    """Keep stderr for our own messages: MLflow's and Alembic's INFO lines are noise here."""
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import TrialState
 
 from experiments import tracking
-from experiments.cli import USAGE_ERRORS, fail, one_line
+from experiments.cli import USAGE_ERRORS, fail, one_line, quiet_libraries
 from experiments.config import Config, compose_config, to_config
 from experiments.parent import SweepError, attach_parent, best_trial, finalize
 from experiments.space import SpaceError, build_space, extremes, grid
@@ -220,6 +220,7 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
     if args and args[0] in ("-h", "--help"):
         print(__doc__)
         return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from experiments import tracking
-from experiments.cli import USAGE_ERRORS, chain, epoch_progress, fail, one_line
+from experiments.cli import USAGE_ERRORS, chain, epoch_progress, fail, one_line, quiet_libraries
 from experiments.config import Config, load_config
 from experiments.runner import train_config
 from mlp import DataError, DivergedError
@@ -50,6 +50,7 @@ def run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
     try:
         cfg = load_config(args)
     except USAGE_ERRORS as exc:

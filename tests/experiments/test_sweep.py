@@ -1,0 +1,132 @@
+"""In-process sweeps on small data: trials, parent/child runs, resume, pruning, failures, errors."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from experiments import sweep, trial
+from tests.conftest import DATA_ROOT
+
+
+TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}
+
+
+def overrides(tmp: Path, *, n: int, study: str = "s", space: dict | None = None,
+              extra: tuple[str, ...] = ()) -> list[str]:
+    """A quick study on 1,500 images with its search space in a config dir under ``tmp``."""
+    conf = tmp / "conf" / "search"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "t.yaml").write_text("# test space\n" + yaml.safe_dump({"params": space or TINY}))
+    return [f"data.root={DATA_ROOT}", "sweep.quick=true", "data.limit_train=1500",
+            "data.val_size=500", "train.epochs=2", f"hydra.searchpath=[file://{tmp}/conf]",
+            "search=t",
+            f"sweep.n_trials={n}", f"sweep.study_name={study}", "sweep.sampler=random",
+            f"sweep.storage=sqlite:///{tmp}/optuna.db",
+            f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db", *extra]
+
+
+def load(tmp: Path, study: str = "s") -> optuna.Study:
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{tmp}/optuna.db")
+
+
+def runs(tmp: Path) -> list:
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    exp = client.get_experiment_by_name("mlp")
+    return client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def children(tmp: Path, kind: str = "trial") -> list:
+    return [r for r in runs(tmp) if r.data.tags.get("kind") == kind]
+
+
+def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(workdir: Path) -> None:
+    assert sweep.main(overrides(workdir, n=3, extra=("sweep.pruner=none",))) == 0
+    study = load(workdir)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    (parent,) = [r for r in runs(workdir) if r.data.tags.get("kind") == "study"]
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    trials = children(workdir)
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == [0, 1, 2]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
+    assert all(r.data.tags["optuna.state"] == "COMPLETE" for r in trials)
+    assert {"model.width", "optim.lr", "sampled.optim.lr"} <= set(trials[0].data.params)
+    assert "test/acc" in parent.data.metrics and "best/val_acc" in parent.data.metrics
+    first_values = {t.number: t.value for t in study.trials}
+
+    assert sweep.main(overrides(workdir, n=5, extra=("sweep.pruner=none",))) == 0
+    study = load(workdir)
+    assert len(study.trials) == 5 and {t.number: t.value for t in study.trials[:3]} == first_values
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children(workdir)) == [0, 1, 2, 3, 4]
+    parents = [r for r in runs(workdir) if r.data.tags.get("kind") == "study"]
+    assert [p.info.run_id for p in parents] == [parent.info.run_id]
+
+    assert sweep.main(overrides(workdir, n=5)) == 0  # the same command again: nothing to do
+    assert len(load(workdir).trials) == 5
+
+
+def test_a_pruner_that_must_prune_prunes(workdir: Path) -> None:
+    space = {"optim.lr": "choice(0.5,1e-7)", "seed": "choice(0,1,2)"}
+    args = overrides(workdir, n=6, space=space,
+                     extra=("sweep.sampler=grid", "sweep.pruner=median", "train.epochs=3"))
+    assert sweep.main(args) == 0
+    study = load(workdir)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(t.params["optim.lr"] == 1e-7 for t in pruned)
+    tags = {int(r.data.tags["optuna.trial"]): r.data.tags for r in children(workdir)}
+    for t in pruned:
+        assert tags[t.number]["optuna.state"] == "PRUNED"
+        assert int(tags[t.number]["pruned_at_epoch"]) == len(t.intermediate_values) < 3
+
+
+def test_diverging_and_raising_trials_leave_the_study_going(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = trial.train_config
+
+    def flaky(cfg, **kwargs):
+        if cfg.model.width == 17:
+            raise RuntimeError("boom in trial")
+        return real(cfg, **kwargs)
+
+    monkeypatch.setattr(trial, "train_config", flaky)
+    space = {"optim.lr": "choice(0.3,1e12)", "model.width": "choice(16,17)"}
+    args = overrides(workdir, n=4, space=space, extra=("sweep.sampler=grid", "sweep.pruner=none"))
+    assert sweep.main(args) == 0
+    study = load(workdir)
+    by_state = {s: [t for t in study.trials if t.state == s] for s in TrialState}
+    assert len(by_state[TrialState.COMPLETE]) == 1
+    diverged = [t for t in by_state[TrialState.PRUNED] if "diverged" in t.user_attrs.get(
+        "pruned_reason", "")]
+    assert diverged and all(t.params["optim.lr"] == 1e12 for t in diverged)
+    failed = by_state[TrialState.FAIL]
+    assert failed and all("boom in trial" in t.user_attrs["error"] for t in failed)
+    failed_runs = [r for r in children(workdir) if r.data.tags["optuna.state"] == "FAIL"]
+    assert failed_runs and all(r.info.status == "FAILED" for r in failed_runs)
+
+
+@pytest.mark.parametrize(("space", "message"), [
+    ({"optim.lr": "interval(0.1,"}, "search key 'optim.lr': cannot parse 'interval(0.1,'"),
+    ({"model.widht": "choice(1,2)"}, "key 'model.widht' is not in the config"),
+    ({"optim.lr": "interval(0,1)"}, "optim.lr=0.0: must be > 0"),
+    ({"optim.lr": "interval(0.1,0.5)"}, "sweep.sampler=grid needs choice(...) or range(...)"),
+])
+def test_bad_space_exits_2_and_creates_nothing(
+        workdir: Path, capsys: pytest.CaptureFixture, space: dict, message: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        sweep.main(overrides(workdir, n=2, space=space, extra=("sweep.sampler=grid",)))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
+    assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_unreachable_storage_fails_in_one_line(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    args = overrides(workdir, n=2) + ["sweep.storage=postgresql://u:secret@127.0.0.1:1/none"]
+    with pytest.raises(SystemExit) as info:
+        sweep.main(args)
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "cannot open sweep.storage=postgresql://u:***@" in err
+    assert "secret" not in err and "\n" not in err
