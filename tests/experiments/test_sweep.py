@@ -11,7 +11,6 @@ from optuna.trial import TrialState
 from experiments import sweep, trial
 from tests.conftest import DATA_ROOT
 
-
 TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}
 
 
