@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(DATA): | $(STAMP)
-	$(BIN)/python -m mlp.data data
+	$(BIN)/python -m mlp data
 
 setup: $(STAMP) $(DATA)
 data: $(DATA)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,8 @@ from experiments.runner import load_data, resolve_device, train_config
 from experiments.space import Space, sample
 from experiments.study import add_tickets
 from mlp import DivergedError, Splits
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -78,6 +82,7 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
         "optuna.trial": str(trial.number), "kind": "trial"})
     run_id = run.info.run_id
     trial.set_user_attr("mlflow_run_id", run_id)
+    trial.set_user_attr("worker", WORKER)
     best: dict[str, float] = {}
     state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
     with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
