@@ -65,6 +65,7 @@ class SweepConfig:
     pruner: str = "median"
     n_trials: int = 20
     timeout: float | None = None
+    epoch_budget: int | None = None
     metric: str = "val/acc"
     workers: int = 1
     max_failures: int = 10
@@ -175,6 +176,8 @@ def validate(cfg: Config) -> None:
         (cfg.sweep.heartbeat >= 1, f"sweep.heartbeat={cfg.sweep.heartbeat}: must be >= 1 second"),
         (cfg.sweep.max_failures >= 0, "sweep.max_failures: must be >= 0"),
         (cfg.sweep.timeout is None or cfg.sweep.timeout > 0, "sweep.timeout: must be > 0 seconds"),
+        (cfg.sweep.epoch_budget is None or cfg.sweep.epoch_budget >= 1,
+         "sweep.epoch_budget: must be >= 1 trained epoch (null = no limit)"),
         (cfg.train.early_stopping >= 0, "train.early_stopping: must be >= 0 (0 = off)"),
         (not (m.backward == "manual" and m.impl == "concise"),
          "model.backward=manual: needs model.impl=scratch (the hand-written backward pass "
@@ -185,15 +188,18 @@ def validate(cfg: Config) -> None:
             raise ConfigError(message)
 
 
-QUICK = {"limit_train": 10000, "val_size": 2000, "epochs": 3}
+QUICK = {"limit_train": 10000, "val_size": 2000, "epochs": 3, "n_trials": 6, "timeout": 300}
 
 
 def apply_quick(cfg: Config) -> Config:
-    """``sweep.quick=true``: a smoke-test form of any run or study (small data, few epochs)."""
+    """``sweep.quick=true``: a smoke-test form of any run or study (small data, few epochs,
+    at most 6 trials and 5 minutes)."""
     if cfg.sweep.quick:
         cfg.data.limit_train = min(cfg.data.limit_train or QUICK["limit_train"], QUICK["limit_train"])
         cfg.data.val_size = min(cfg.data.val_size, QUICK["val_size"])
         cfg.train.epochs = min(cfg.train.epochs, QUICK["epochs"])
+        cfg.sweep.n_trials = min(cfg.sweep.n_trials, QUICK["n_trials"])
+        cfg.sweep.timeout = min(cfg.sweep.timeout or QUICK["timeout"], QUICK["timeout"])
         cfg.mlflow.log_model = False
     return cfg
 

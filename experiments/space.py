@@ -66,6 +66,7 @@ class Space:
     dims: tuple[Dimension, ...]
     depth: BaseDistribution | None = None
     width: BaseDistribution | None = None
+    layers: tuple[str, str] | None = None  # the depth and width expressions as written
 
     @property
     def is_empty(self) -> bool:
@@ -73,10 +74,10 @@ class Space:
 
     def describe(self) -> dict[str, str]:
         """``{key: expression}`` of everything searched, for logs and reports."""
-        out = {d.key + (f" [when {d.condition.key}={'|'.join(d.condition.values)}]"
-                        if d.condition else ""): d.expression for d in self.dims}
-        if self.depth is not None:
-            out["layers.depth"], out["layers.width"] = str(self.depth), str(self.width)
+        out = {d.key: d.expression + (f" when {d.condition.key}={'|'.join(d.condition.values)}"
+                                      if d.condition else "") for d in self.dims}
+        if self.layers is not None:
+            out["layers.depth"], out["layers.width"] = self.layers
         return out
 
 
@@ -155,7 +156,8 @@ def build_space(search: SearchConfig, base: DictConfig) -> Space:
         if not isinstance(depth, IntDistribution | CategoricalDistribution) or width is None:
             raise SpaceError("search.layers: depth must be range(...) or choice(...) of ints, "
                              "width a sweep expression")
-    return Space(tuple(dims), depth, width)
+    layers = None if depth is None else (str(search.layers.depth), str(search.layers.width))
+    return Space(tuple(dims), depth, width, layers)
 
 
 def sample(space: Space, trial: optuna.Trial, base: DictConfig) -> tuple[list[str], dict[str, Any]]:
