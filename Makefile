@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 ARGS ?=
 
-.PHONY: setup data sweep train test test-fast lint bench ui clean-runs
+.PHONY: setup data browser sweep train test test-fast lint bench ui clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,13 +20,19 @@ $(DATA): | $(STAMP)
 setup: $(STAMP) $(DATA)
 data: $(DATA)
 
+browser:  ## headless Chromium for the report's browser test (Debian's package; needs root)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
+	  echo "note: chromium is not installed; the report's browser test will be skipped"
+
 sweep: setup  ## the main job: a small default Optuna study, tracked in MLflow
 	$(BIN)/python -m experiments.sweep $(ARGS)
 
 train: setup  ## one tracked run with the chapter's defaults
 	$(BIN)/python -m experiments.train $(ARGS)
 
-test: setup  ## the whole suite, slow tests included (what CI runs)
+test: setup browser  ## the whole suite, slow tests included (what CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 test-fast: setup
