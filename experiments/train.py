@@ -16,11 +16,11 @@ from mlp import DataError, DivergedError
 
 
 def run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None = None,
-        run_name: str | None = None) -> dict[str, float]:
-    """Train ``cfg`` in a new MLflow run (nested under ``parent_run_id`` if given); return its
-    final metrics."""
+        run_name: str | None = None, tags: dict[str, str] | None = None) -> dict[str, float]:
+    """Train ``cfg`` in a new MLflow run (nested under ``parent_run_id`` if given, with extra
+    ``tags``); return its final metrics."""
     client, experiment_id = tracking.client_for(cfg)
-    tags = {"kind": "train" if parent_run_id is None else "retrain"}
+    tags = {"kind": "train" if parent_run_id is None else "retrain", **(tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run_ = client.create_run(experiment_id, run_name=run_name or f"train-{cfg.model.impl}",

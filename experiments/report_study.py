@@ -1,0 +1,169 @@
+"""One study's part of a report: best configuration, edge warnings, the reproduce command,
+the top trials, axis and isolation plots, learning curves and any seed replicates."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import optuna
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from experiments import plots
+from experiments import report_plots as rp
+from experiments.report_data import (
+    TrialRow,
+    edge_warnings,
+    minimizes,
+    ranked,
+    reproduce_command,
+    varied,
+)
+from experiments.report_page import Page
+
+QUIET = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@dataclass
+class StudyView:
+    """One study with everything the report reads about it."""
+
+    study: optuna.Study
+    rows: list[TrialRow]
+    parent: Run
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def metric(self) -> str:
+        return self.study.user_attrs.get("metric", "value")
+
+    @property
+    def minimize(self) -> bool:
+        return minimizes(self.study)
+
+    @property
+    def top(self) -> list[TrialRow]:
+        return ranked(self.rows, minimize=self.minimize)
+
+
+def safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name)
+
+
+def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int, curves: int) -> None:
+    """Best configuration, warnings, reproduce command, top trials and the plots of one study."""
+    page.heading(f"Study {view.name}")
+    prefix = safe(view.name)
+    if not view.top:
+        page.para("No trial completed: nothing to report (see the failed trials' errors in MLflow).")
+        return
+    best = view.study.best_trial
+    page.para(f"Best trial {best.number}: {view.metric} {best.value:.4f} (selected on validation) "
+              f"with {json.dumps(best.params)}.")
+    for text in edge_warnings(best):
+        print(f"warning: study {view.name}: {text}")
+        page.warn(text)
+    page.para(_test_text(view, best.number))
+    command = reproduce_command(view.study.user_attrs.get("base_overrides", []),
+                                best.user_attrs.get("overrides", []))
+    print(f"study {view.name}: best trial {best.number} {view.metric} {best.value:.4f}; "
+          f"reproduce with:\n  {command}")
+    page.para("Reproduce the chosen configuration:")
+    page.code(command)
+    _top_table(page, view, top)
+    _param_plots(page, view, prefix)
+    _curves(page, view, client, curves, prefix)
+    _replicates(page, view, client)
+
+
+def _test_text(view: StudyView, number: int) -> str:
+    test = view.parent.data.metrics.get("test/acc")
+    if test is None:
+        return ("Test accuracy: not evaluated (sweep.retrain_best=false, or the study has not "
+                "finished); run the command below once to test the chosen configuration.")
+    return (f"Test accuracy of the chosen configuration: {test:.4f} (evaluated once, on the "
+            f"retrained best trial, run best-trial-{number}; never used for selection).")
+
+
+def _top_table(page: Page, view: StudyView, n: int) -> None:
+    keys = list(varied(view.study))
+    rows = [[i + 1, r.number, f"{r.score:.4f}", r.epochs, f"{r.seconds:.1f}",
+             *[_short(r.params.get(k, "")) for k in keys]] for i, r in enumerate(view.top[:n])]
+    page.heading(f"Top {len(rows)} trials by {view.metric}", 3)
+    page.table(["rank", "trial", view.metric, "epochs", "seconds", *keys], rows)
+
+
+def _short(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _param_plots(page: Page, view: StudyView, prefix: str) -> None:
+    dists = varied(view.study)
+    if not dists:
+        page.para("No hyperparameter was varied: no axis plots.")
+        return
+    points = [rp.Point(r.params, r.score, complete=r.state == "COMPLETE")
+              for r in view.rows if r.score is not None and r.state != "FAIL"]
+    axes = [rp.axis_for(k, [p.params.get(k) for p in points], d) for k, d in dists.items()]
+    best = view.top[0]
+    page.heading("Every varied hyperparameter", 3)
+    page.figure(rp.param_scores(points, axes, metric=view.metric, best=rp.Point(best.params, best.score),
+                                title=f"{view.name}: {view.metric} against each hyperparameter "
+                                      "(hollow = pruned, star = best)"),
+                f"{prefix}-axis.png", f"{view.name}: score against each varied hyperparameter")
+    page.figure(rp.isolation(points, axes, metric=view.metric, minimize=view.minimize,
+                             title=f"{view.name}: best {view.metric} at each value"),
+                f"{prefix}-isolation.png", f"{view.name}: isolation plots (best trial per value)")
+
+
+def _curves(page: Page, view: StudyView, client: MlflowClient, k: int, prefix: str) -> None:
+    runs = {f"trial {r.number} ({r.score:.4f})": history(client, r.run_id)
+            for r in view.top[:k] if r.run_id}
+    runs = {label: h for label, h in runs.items() if h}
+    if not runs:
+        return
+    page.heading(f"Learning curves of the best {len(runs)}", 3)
+    best_label, best_hist = next(iter(runs.items()))
+    page.figure(plots.learning_curves(best_hist, title=f"{view.name}: best, {best_label}"),
+                f"{prefix}-best-curves.png", f"{view.name}: learning curves of the best trial")
+    page.figure(rp.curves_overlay(runs, title=f"{view.name}: the best {len(runs)} trials "
+                                              "(solid = training, dashed = validation)"),
+                f"{prefix}-top-curves.png", f"{view.name}: learning curves of the best trials")
+
+
+def _replicates(page: Page, view: StudyView, client: MlflowClient) -> None:
+    """The seed-replicate summary, when ``experiments.replicate`` has logged one."""
+    run_id = view.parent.info.run_id
+    if not any(a.path == "replicate/summary.json" for a in client.list_artifacts(run_id, "replicate")):
+        return
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {QUIET: "false"}):
+        rows = json.loads(Path(client.download_artifacts(run_id, "replicate/summary.json", tmp))
+                          .read_text())
+    page.heading("Seed replicates", 3)
+    page.para("Each configuration retrained with several seeds (python -m experiments.replicate); "
+              "mean, standard deviation and 95% confidence interval.")
+    page.table(["trial", "seeds", "val/acc mean", "val/acc sd", "val/acc 95% CI", "test/acc mean",
+                "test/acc 95% CI"],
+               [[r["trial"], r["n"], f"{r['val_mean']:.4f}", f"{r['val_sd']:.4f}",
+                 f"[{r['val_lo']:.4f}, {r['val_hi']:.4f}]", f"{r['test_mean']:.4f}",
+                 f"[{r['test_lo']:.4f}, {r['test_hi']:.4f}]"] for r in rows])
+
+
+def history(client: MlflowClient, run_id: str,
+            keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc")
+            ) -> list[dict[str, float]]:
+    """A run's per-epoch metrics as ``experiments.plots.learning_curves`` takes them."""
+    by_step: dict[int, dict[str, float]] = {}
+    for key in keys:
+        for m in client.get_metric_history(run_id, key):
+            by_step.setdefault(m.step, {})[key] = m.value
+    return [by_step[s] for s in sorted(by_step) if all(k in by_step[s] for k in keys)]

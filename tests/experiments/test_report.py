@@ -1,0 +1,186 @@
+"""Reports from small in-process studies: every plot, the HTML page in headless Chromium, the
+edge warning, best-so-far curves grouped by search seed, and one-line errors on bad input."""
+
+import contextlib
+import hashlib
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from experiments import report, sweep
+from experiments.config import load_config
+from experiments.report_data import TrialRow, best_so_far, edge_warnings, group_of, spread
+from tests.conftest import DATA_ROOT
+
+TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}
+STUDIES = ("test-report-seed0", "test-report-seed1")
+
+
+def stores(tmp: Path) -> list[str]:
+    return ["--storage", f"sqlite:///{tmp}/optuna.db", "--tracking-uri", f"sqlite:///{tmp}/mlflow.db"]
+
+
+def run_studies(tmp: Path, names: tuple[str, ...], *, n: int = 4, retrain: bool = True) -> Iterator[Path]:
+    """Quick random-search studies (1,500 images, 2 epochs) run from ``tmp``."""
+    conf = tmp / "conf" / "search"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "t.yaml").write_text("# test space\n" + yaml.safe_dump({"params": TINY}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        for seed, name in enumerate(names):
+            assert sweep.main([
+                f"data.root={DATA_ROOT}", "sweep.quick=true", "data.limit_train=1500",
+                "data.val_size=500", "train.epochs=2", f"hydra.searchpath=[file://{tmp}/conf]",
+                "search=t", f"sweep.n_trials={n}", f"sweep.study_name={name}",
+                "sweep.sampler=random", f"sweep.seed={seed}", f"sweep.retrain_best={retrain}",
+                f"sweep.storage=sqlite:///{tmp}/optuna.db",
+                f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db"]) == 0
+    assert all((tmp / "conf" / "experiment" / "best" / f"{n}.yaml").exists() for n in names)
+    yield tmp
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """Two studies (search seeds 0 and 1) and one report of both; yields (dir, stdout)."""
+    for tmp in run_studies(tmp_path_factory.mktemp("report"), STUDIES):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(tmp)
+            out = tmp / "stdout.txt"
+            with open(out, "w") as f, contextlib.redirect_stdout(f):
+                assert report.main([*STUDIES, *stores(tmp)]) == 0
+        yield tmp, out.read_text()
+
+
+def folder(tmp: Path) -> Path:
+    return tmp / "reports" / "+".join(STUDIES)
+
+
+def test_report_holds_every_plot_and_is_logged_to_each_parent(made: tuple[Path, str]) -> None:
+    tmp, _ = made
+    out = folder(tmp)
+    expected = {"best_vs_epochs.png", "best_vs_time.png"} | {
+        f"{s}-{kind}.png" for s in STUDIES for kind in ("axis", "isolation", "best-curves", "top-curves")}
+    assert expected <= {p.name for p in out.glob("*.png")}
+    md = (out / "report.md").read_text()
+    for png in expected:
+        assert f"]({png})" in md
+    for heading in ("## Studies compared", "### Top ", "### Every varied hyperparameter",
+                    "### Learning curves of the best", "Test accuracy of the chosen configuration"):
+        assert heading in md
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    for name in STUDIES:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp}/optuna.db")
+        run_id = study.user_attrs["mlflow_parent_run_id"]
+        logged = {a.path for a in client.list_artifacts(run_id, "report")}
+        assert {"report/report.html", "report/report.md", "report/best_vs_epochs.png"} <= logged
+
+
+def test_printed_command_reproduces_the_best_trial_and_edges_are_warned(made: tuple[Path, str]) -> None:
+    tmp, stdout = made
+    study = optuna.load_study(study_name=STUDIES[0], storage=f"sqlite:///{tmp}/optuna.db")
+    best = study.best_trial
+    lines = stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"study {STUDIES[0]}: best trial"))
+    command = lines[at + 1].strip()
+    assert command.startswith("python -m experiments.train ")
+    cfg = load_config(shlex.split(command)[3:])
+    want = load_config([*study.user_attrs["base_overrides"], *best.user_attrs["overrides"]])
+    assert (cfg.model, cfg.optim, cfg.train, cfg.data) == (want.model, want.optim, want.train, want.data)
+    # width is choice(16,32): the best is always at one end of it
+    assert f"warning: study {STUDIES[0]}: best model.width=" in stdout
+    assert "> **warning:** best model.width=" in (folder(tmp) / "report.md").read_text()
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium package (apt-get install "
+                    "chromium; the Makefile's test set-up installs it)")
+def test_html_page_renders_offline_in_headless_chromium(made: tuple[Path, str], tmp_path: Path) -> None:
+    page = folder(made[0]) / "report.html"
+    text = page.read_text()
+    assert not re.search(r"(src|href)=['\"]https?:", text), "the page must not load anything"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+         "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = proc.stdout
+    assert "<h1>Report: " in dom and "<h2>Studies compared</h2>" in dom
+    assert all(f"<h2>Study {s}</h2>" in dom for s in STUDIES)
+    assert dom.count("src=\"data:image/png;base64,") >= 2 + 4 * len(STUDIES)
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+
+
+def test_edge_warning_is_log_aware_and_skips_unordered_choices() -> None:
+    dists = {"optim.lr": FloatDistribution(0.001, 1.0, log=True), "model.depth": IntDistribution(1, 5),
+             "model.width": CategoricalDistribution([64, 256, 1024]),
+             "model.activation": CategoricalDistribution(["relu", "tanh"])}
+
+    def warned(**params: object) -> set[str]:
+        trial = optuna.trial.create_trial(params=params, distributions=dists, value=0.8)
+        return {w.split("=")[0].removeprefix("best ") for w in edge_warnings(trial)}
+
+    # on the log scale lr 0.6 is 93% of the way up (an edge), 0.03 is in the middle (49%)
+    assert warned(**{"optim.lr": 0.6, "model.depth": 3, "model.width": 256,
+                     "model.activation": "relu"}) == {"optim.lr"}
+    assert warned(**{"optim.lr": 0.03, "model.depth": 1, "model.width": 1024,
+                     "model.activation": "tanh"}) == {"model.depth", "model.width"}
+    assert warned(**{"optim.lr": 0.0012, "model.depth": 3, "model.width": 64,
+                     "model.activation": "relu"}) == {"optim.lr", "model.width"}
+
+
+def test_best_so_far_counts_every_trials_epochs_and_groups_search_seeds() -> None:
+    t0 = datetime(2026, 1, 1)
+
+    def row(n: int, state: str, score: float, epochs: int) -> TrialRow:
+        return TrialRow(n, state, score, {}, epochs, t0 + timedelta(seconds=10 * n),
+                        t0 + timedelta(seconds=10 * n + 5))
+
+    rows = [row(0, "PRUNED", 0.9, 1), row(1, "COMPLETE", 0.5, 3), row(2, "PRUNED", 0.95, 1),
+            row(3, "COMPLETE", 0.7, 3), row(4, "COMPLETE", 0.6, 3)]
+    assert best_so_far(rows, minimize=False, by="epochs") == ([4, 5, 8, 11], [0.5, 0.5, 0.7, 0.7])
+    assert best_so_far(rows, minimize=False, by="seconds")[0] == [15, 25, 35, 45]
+    assert best_so_far(rows, minimize=True, by="epochs")[1] == [0.5, 0.5, 0.5, 0.5]
+    assert [group_of(n) for n in ("tpe-seed0", "tpe-s12", "tpe", "my-seedling", "a-seed1-x")] == [
+        "tpe", "tpe", "tpe", "my-seedling", "a-seed1-x"]
+    grid, mid, lo, hi = spread([([1, 3], [0.2, 0.6]), ([2], [0.4])])
+    assert list(grid) == [1, 2, 3]
+    assert list(lo) == [0.2, 0.2, 0.4] and list(hi) == [0.2, 0.4, 0.6]  # finished runs keep their best
+    assert list(mid) == pytest.approx([0.2, 0.3, 0.5])
+
+
+def _digest(tmp: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp.glob("*.db"))}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["no-such-study"], "error: no study 'no-such-study' in sqlite:///"),
+    ([STUDIES[0], "--storage", "sqlite:///missing.db"], "error: --storage=sqlite:///missing.db: no such"),
+    ([STUDIES[0], "--tracking-uri", "sqlite:///missing.db"], "error: --tracking-uri=sqlite:///missing.db"),
+    ([STUDIES[0], "--top", "0"], "error: --top must be >= 1"),
+])
+def test_bad_input_exits_2_in_one_line_and_changes_nothing(
+        made: tuple[Path, str], args: list[str], message: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    tmp = made[0]
+    monkeypatch.chdir(tmp)
+    before, reports = _digest(tmp), sorted(p.name for p in (tmp / "reports").iterdir())
+    with pytest.raises(SystemExit) as exc:
+        report.main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
+    assert _digest(tmp) == before and not (tmp / "missing.db").exists()
+    assert sorted(p.name for p in (tmp / "reports").iterdir()) == reports
