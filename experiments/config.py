@@ -123,10 +123,34 @@ CHOICES = {
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    """Compose ``conf/config.yaml`` with Hydra overrides (Hydra's own errors on bad keys)."""
+    """Compose ``conf/config.yaml`` with Hydra overrides (Hydra's own errors on bad keys).
+
+    A ``conf/`` folder in the working directory (where sweeps write ``experiment/best/``) is
+    searched too, after the project's own.
+    """
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides or []))
+        return compose("config", overrides=_with_local_conf(list(overrides or [])))
+
+
+def local_conf_dir() -> Path:
+    """``./conf``: the project's conf/ when run from the project, else the user's own."""
+    return Path.cwd() / "conf"
+
+
+def _with_local_conf(overrides: list[str]) -> list[str]:
+    local = local_conf_dir().resolve()
+    if local == CONF_DIR or not local.is_dir():
+        return overrides
+    entry, head = f"file://{local}", "hydra.searchpath=["
+    for i, item in enumerate(overrides):
+        if item.startswith(head) and item.endswith("]"):
+            inner = item[len(head):-1]
+            if entry in inner:
+                return overrides
+            joined = f"{head}{inner},{entry}]" if inner.strip() else f"{head}{entry}]"
+            return [*overrides[:i], joined, *overrides[i + 1:]]
+    return [*overrides, f"{head}{entry}]"]
 
 
 def to_config(cfg: DictConfig) -> Config:

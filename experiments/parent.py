@@ -14,7 +14,7 @@ from matplotlib import pyplot as plt
 from optuna.trial import TrialState
 
 from experiments import tracking
-from experiments.config import CONF_DIR, Config, to_yaml
+from experiments.config import Config, local_conf_dir, to_yaml
 from experiments.study import counts
 from experiments.trial import SweepContext, trial_config
 
@@ -98,7 +98,7 @@ def finalize(ctx: SweepContext, study: optuna.Study, *, retrain: bool = True) ->
     text = experiment_yaml(cfg, study.study_name, best.number, best.value)
     client.log_dict(run_id, best.params, "best/params.json")
     client.log_text(run_id, text, "best/experiment.yaml")
-    path = CONF_DIR / "experiment" / "best" / f"{study.study_name}.yaml"
+    path = local_conf_dir() / "experiment" / "best" / f"{study.study_name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     c = counts(study)

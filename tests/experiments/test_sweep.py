@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from experiments import sweep, trial
+from experiments.config import load_config
 from tests.conftest import DATA_ROOT
 
 TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}
@@ -55,6 +56,9 @@ def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(workd
     assert {"model.width", "optim.lr", "sampled.optim.lr"} <= set(trials[0].data.params)
     assert "test/acc" in parent.data.metrics and "best/val_acc" in parent.data.metrics
     first_values = {t.number: t.value for t in study.trials}
+    again = load_config(["+experiment=best/s"])  # the printed command's experiment file
+    assert again.model.width == study.best_params["model.width"]
+    assert again.optim.lr == pytest.approx(study.best_params["optim.lr"])
 
     assert sweep.main(overrides(workdir, n=5, extra=("sweep.pruner=none",))) == 0
     study = load(workdir)
