@@ -13,15 +13,20 @@ or an unreachable storage or tracking server, reported before any study or run i
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
+import random
 import signal
 import sys
 import time
 import uuid
+import zlib
+from collections.abc import Iterator
 
 import optuna
+import sqlalchemy
 from optuna.trial import TrialState
 
 from experiments import tracking
@@ -65,27 +70,64 @@ def prepare(overrides: list[str]) -> SweepContext:
 def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
     """Open the storage and tracking server (one clear line if either is unreachable)."""
     cfg = ctx.cfg
+    problem = tracking.unreachable(cfg.mlflow.tracking_uri)  # seconds, not MLflow's minutes of retries
+    if problem:
+        raise ConnectionError(f"cannot reach mlflow.tracking_uri={tracking.mask_url(cfg.mlflow.tracking_uri)}"
+                              f": {tracking.mask_url(problem)}")
     try:
         ctx.client, ctx.experiment_id = tracking.client_for(cfg)
     except Exception as exc:  # noqa: BLE001 - whatever the cause, the user needs the URI
         raise ConnectionError(f"cannot use mlflow.tracking_uri={tracking.mask_url(cfg.mlflow.tracking_uri)}"
                               f": {tracking.mask_url(one_line(exc))[:300]}") from None
+    ctx.outbox = tracking.Outbox(cfg.mlflow.tracking_uri)
     try:
-        storage = make_storage(cfg.sweep.storage, heartbeat=cfg.sweep.heartbeat,
-                               on_stale=lambda s, t: _close_stale_run(ctx, t))
+        storage = _open_storage(ctx)
         sampler = make_sampler(cfg.sweep, ctx.space, worker=worker)
         return open_study(cfg.sweep, storage, sampler, make_pruner(cfg.sweep, epochs=cfg.train.epochs))
     except Exception as exc:  # noqa: BLE001
+        reason = one_line(getattr(exc, "orig", None) or exc)  # the driver's words, not SQLAlchemy's
         raise ConnectionError(f"cannot open sweep.storage={tracking.mask_url(cfg.sweep.storage)}: "
-                              f"{tracking.mask_url(one_line(exc))[:300]}") from None
+                              f"{tracking.mask_url(reason)[:300]}") from None
+
+
+def _open_storage(ctx: SweepContext) -> optuna.storages.RDBStorage:
+    """The storage; retried while workers that start together race to create its tables."""
+    def open_it() -> optuna.storages.RDBStorage:
+        return make_storage(ctx.cfg.sweep.storage, heartbeat=ctx.cfg.sweep.heartbeat,
+                            on_stale=lambda s, t: _close_stale_run(ctx, t))
+
+    for _ in range(4):
+        try:
+            return open_it()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.5 + random.random())
+    return open_it()
+
+
+@contextlib.contextmanager
+def _serialised(study: optuna.Study) -> Iterator[None]:
+    """One process at a time across machines (PostgreSQL advisory lock on the study's name):
+    topping up the budget and electing the finaliser must not interleave."""
+    engine = getattr(getattr(study._storage, "_backend", None), "engine", None)  # noqa: SLF001
+    if engine is None or engine.dialect.name != "postgresql":
+        yield  # SQLite: one machine; the finaliser's token below still guards the common case
+        return
+    key = zlib.crc32(f"mlp-sweeps/{study.study_name}".encode())
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 def _close_stale_run(ctx: SweepContext, trial: optuna.trial.FrozenTrial) -> None:
-    run_id = trial.user_attrs.get("mlflow_run_id")
+    run_id, what = trial.user_attrs.get("mlflow_run_id"), f"trial {trial.number}: close dead run"
     if run_id:
-        ctx.client.set_tag(run_id, "optuna.state", "FAIL")
-        ctx.client.set_tag(run_id, "error", "worker died (heartbeat stale); trial re-enqueued")
-        tracking.end_run(ctx.client, run_id, tracking.FAILED)
+        ctx.outbox.call(what, ctx.client.set_tag, run_id, "optuna.state", "FAIL")
+        ctx.outbox.call(what, ctx.client.set_tag, run_id, "error",
+                        "worker died (heartbeat stale); trial re-enqueued")
+        ctx.outbox.call(what, tracking.end_run, ctx.client, run_id, tracking.FAILED)
     print(f"trial {trial.number}: its worker stopped beating; failed and re-enqueued", flush=True)
 
 
@@ -93,16 +135,23 @@ def work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> i
     """Claim and run trials until the budget is spent; returns the number of failures."""
     study._thread_local.in_optimize_loop = True  # noqa: SLF001 - lets a sampler call study.stop()
     try:
-        return _work(ctx, study, deadline=deadline)
+        failures = _work(ctx, study, deadline=deadline)
     finally:
         study._thread_local.in_optimize_loop = False  # noqa: SLF001
+    ctx.outbox.finish()  # send what the tracking server missed, or say what it lacks
+    return failures
 
 
 def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> int:
     failures = 0
+    budget = ctx.cfg.sweep.epoch_budget
     while not study._stop_flag:  # noqa: SLF001 - set when GridSampler has visited every point
         if deadline is not None and time.monotonic() > deadline:
             print("sweep.timeout reached: no new trials are started", flush=True)
+            return failures
+        if _epochs_spent(study, budget):
+            print(f"sweep.epoch_budget={budget} trained epochs spent: no new trials are started",
+                  flush=True)
             return failures
         optuna.storages.fail_stale_trials(study)
         trial = claim(study)
@@ -121,6 +170,15 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
     return failures
 
 
+def trained_epochs(study: optuna.Study) -> int:
+    """Epochs trained by every trial so far (one reported value per epoch)."""
+    return sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
+
+
+def _epochs_spent(study: optuna.Study, budget: int | None) -> bool:
+    return budget is not None and trained_epochs(study) >= budget
+
+
 def _progress(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, out) -> None:
     c, n = counts(study), ctx.cfg.sweep.n_trials
     value = f"{ctx.cfg.sweep.metric} {out.value:.4f}" if out.value is not None else out.note
@@ -130,26 +188,29 @@ def _progress(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, out) 
           f"in {out.seconds:.1f} s {describe(trial)} | {tail}", flush=True)
 
 
-def _should_finalize(study: optuna.Study, n_trials: int) -> bool:
+def _should_finalize(study: optuna.Study, cfg: Config) -> bool:
     """True for exactly one process once the budget is done (workers may finish together)."""
     c = counts(study)
     done = sum(c[s] for s in DONE)
-    grid_done = study._stop_flag  # noqa: SLF001
-    if c[TrialState.RUNNING] or (not grid_done and (done < n_trials or c[TrialState.WAITING])):
+    spent = study._stop_flag or _epochs_spent(study, cfg.sweep.epoch_budget)  # noqa: SLF001
+    if c[TrialState.RUNNING] or (not spent and (done < cfg.sweep.n_trials or c[TrialState.WAITING])):
         return False
-    if study.user_attrs.get("finalized_at") == done:
-        return False
-    token = uuid.uuid4().hex
-    study.set_user_attr("finalizer", token)
-    time.sleep(0.3)
-    if study.user_attrs.get("finalizer") != token:
-        return False
-    study.set_user_attr("finalized_at", done)
+    with _serialised(study):
+        if study.user_attrs.get("finalized_at") == done:
+            return False
+        token = uuid.uuid4().hex
+        study.set_user_attr("finalizer", token)
+        time.sleep(0.3)
+        if study.user_attrs.get("finalizer") != token:
+            return False
+        study.set_user_attr("finalized_at", done)
     return True
 
 
 def start(ctx: SweepContext, *, worker: int = 0) -> optuna.Study:
     study, created = connect(ctx, worker=worker)
+    if not created and worker == 0 and ctx.cfg.sweep.sampler != "qmc":
+        study.sampler.reseed_rng()  # a twin process on the same seed would repeat its samples
     ctx.parent_run_id = attach_parent(ctx, study, created=created)
     return study
 
@@ -192,7 +253,8 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
     """Run the study to its budget and finish it (plots, best config, one test evaluation)."""
     cfg = ctx.cfg
     study = start(ctx)
-    added = top_up(study, cfg.sweep.n_trials)
+    with _serialised(study):  # workers starting together must not each add the whole budget
+        added = top_up(study, cfg.sweep.n_trials)
     c = counts(study)
     print(f"study {study.study_name!r} on {tracking.mask_url(cfg.sweep.storage)}: "
           f"{sum(c[s] for s in DONE)}/{cfg.sweep.n_trials} trials done, {added} added; "
@@ -206,8 +268,8 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
     except KeyboardInterrupt:
         tracking.end_run(ctx.client, ctx.parent_run_id, tracking.KILLED)
         raise
-    if _should_finalize(study, cfg.sweep.n_trials):
-        return finalize(ctx, study, retrain=cfg.sweep.retrain_best)
+    if _should_finalize(study, cfg):
+        return _finalize(ctx, study)
     if study.user_attrs.get("finalized_at") == sum(counts(study)[s] for s in DONE):
         best = best_trial(study)
         print(f"study already complete{f': best trial {best.number}, {best.value:.4f}' if best else ''}; "
@@ -216,6 +278,22 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
     else:
         print("study not finished (timeout, failures or other workers): rerun the command to resume")
     return {}
+
+
+def _finalize(ctx: SweepContext, study: optuna.Study) -> dict[str, float]:
+    """``finalize``, unless the tracking server is unreachable: then the study stays open for it."""
+    try:
+        if ctx.outbox.queue:
+            raise ConnectionError("the tracking server did not answer")
+        return finalize(ctx, study, retrain=ctx.cfg.sweep.retrain_best)
+    except Exception as exc:  # noqa: BLE001 - only an unreachable server is expected here
+        if not tracking.transient(exc):
+            raise
+        study.set_user_attr("finalized_at", None)  # the next run of the command finalises
+        print(f"warning: every trial is done in Optuna, but the study's parent MLflow run could not "
+              f"be finished ({tracking.mask_url(one_line(exc))[:200]}); rerun the same command once "
+              "the tracking server answers", file=sys.stderr, flush=True)
+        return {}
 
 
 def main(argv: list[str] | None = None) -> int:

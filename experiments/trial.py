@@ -38,6 +38,7 @@ class SweepContext:
     experiment_id: str
     parent_run_id: str = ""
     cache: dict[tuple, Splits] = field(default_factory=dict)
+    outbox: tracking.Outbox = field(default_factory=tracking.Outbox)  # MLflow calls to send later
 
     def data_for(self, cfg: Config) -> Splits:
         """The split for ``cfg``, loaded once per process for each distinct data setting."""
@@ -76,25 +77,23 @@ def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, 
 def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Outcome:
     """Run ``trial`` to COMPLETE, PRUNED (pruner or divergence) or FAIL and tell the study."""
     start = time.perf_counter()
-    client, metric = ctx.client, ctx.cfg.sweep.metric
-    run = client.create_run(ctx.experiment_id, run_name=f"trial-{trial.number:04d}", tags={
-        "mlflow.parentRunId": ctx.parent_run_id, "optuna.study": study.study_name,
-        "optuna.trial": str(trial.number), "kind": "trial"})
-    run_id = run.info.run_id
-    trial.set_user_attr("mlflow_run_id", run_id)
-    trial.set_user_attr("worker", WORKER)
+    metric = ctx.cfg.sweep.metric
     best: dict[str, float] = {}
     state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
+    # Beat from the claim on: a trial whose worker dies before its first beat is never stale.
     with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
+        run = _child_run(ctx, study, trial)
+        trial.set_user_attr("worker", WORKER)
         try:
             sampled, chosen = sample(ctx.space, trial, ctx.base)
             trial.set_user_attr("overrides", sampled)
             cfg = trial_config(ctx, sampled)
             extra = {"optuna.trial_number": trial.number,
                      **{f"sampled.{k}": v for k, v in chosen.items()}}
-            tracking.log_config(client, run_id, cfg, extra=extra)
+            _mlflow(ctx, run, f"trial {trial.number}: params", tracking.log_config, cfg,
+                    extra=extra)
             train_config(cfg, data=ctx.data_for(cfg), on_epoch_end=chain(
-                tracking.epoch_logger(client, run_id),
+                _epoch_logger(ctx, trial.number, run),
                 _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
             state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
         except optuna.TrialPruned as exc:
@@ -105,7 +104,7 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
             tags["pruned_at_epoch"] = str(exc.epoch)
             trial.set_user_attr("pruned_reason", note)
         except KeyboardInterrupt:
-            _close(ctx, study, trial, run_id, TrialState.FAIL, None, tracking.KILLED,
+            _close(ctx, study, trial, run, TrialState.FAIL, None, tracking.KILLED,
                    {"error": "interrupted (Ctrl-C)"}, best)
             add_tickets(study, 1, reason="replaces-interrupted")
             raise
@@ -114,23 +113,61 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
             trial.set_user_attr("error", note[:2000])
             tags["error"] = note[:5000]
             add_tickets(study, 1, reason="replaces-failed")
-    _close(ctx, study, trial, run_id, state, value, status, tags, best)
+    _close(ctx, study, trial, run, state, value, status, tags, best)
     return Outcome(state, value, time.perf_counter() - start, note)
 
 
-def _close(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, run_id: str,
+@dataclass
+class ChildRun:
+    """A trial's MLflow run; ``id`` is set once MLflow has created it (late, through the
+    outbox, when the tracking server was unreachable at the trial's start)."""
+
+    id: str | None = None
+
+
+def _child_run(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> ChildRun:
+    run = ChildRun()
+    tags = {"mlflow.parentRunId": ctx.parent_run_id, "optuna.study": study.study_name,
+            "optuna.trial": str(trial.number), "kind": "trial"}
+
+    def create() -> None:
+        run.id = ctx.client.create_run(ctx.experiment_id, run_name=f"trial-{trial.number:04d}",
+                                       tags=tags).info.run_id
+
+    ctx.outbox.call(f"trial {trial.number}: create run", create)
+    if run.id is not None:
+        trial.set_user_attr("mlflow_run_id", run.id)
+    return run
+
+
+def _mlflow(ctx: SweepContext, run: ChildRun, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+    """``fn(client, run.id, *args, **kwargs)`` through the outbox (the id is read when it runs)."""
+    if run.id is None and not ctx.outbox.queue:
+        return  # neither created nor queued: MLflow rejected the run (the outbox reports it)
+    ctx.outbox.call(what, lambda: fn(ctx.client, run.id, *args, **kwargs))
+
+
+def _epoch_logger(ctx: SweepContext, number: int, run: ChildRun):
+    def log(epoch: int, metrics: dict[str, float]) -> None:
+        _mlflow(ctx, run, f"trial {number}: epoch {epoch} metrics", tracking.log_metrics,
+                dict(metrics), step=epoch)
+    return log
+
+
+def _close(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, run: ChildRun,
            state: TrialState, value: float | None, status: str, tags: dict[str, str],
            best: dict[str, float]) -> None:
     """Tell Optuna first (the source of truth), then close the MLflow child run."""
     study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
                skip_if_finished=True)
-    client = ctx.client
+    what = f"trial {trial.number}"
     for key, text in {**tags, "optuna.state": state.name}.items():
-        client.set_tag(run_id, key, text)
+        _mlflow(ctx, run, f"{what}: tag {key}", MlflowClient.set_tag, key, text)
     if best:
         name = f"{ctx.cfg.sweep.metric}_best"
-        tracking.log_metrics(client, run_id, {name: best["value"]}, step=int(best["epoch"]))
-    tracking.end_run(client, run_id, status)
+        _mlflow(ctx, run, f"{what}: {name}", tracking.log_metrics, {name: best["value"]},
+                step=int(best["epoch"]))
+    _mlflow(ctx, run, f"{what}: end run", tracking.end_run, status)
     if state == TrialState.COMPLETE:
         _log_study_best(ctx, study)
 
@@ -143,7 +180,8 @@ def _log_study_best(ctx: SweepContext, study: optuna.Study) -> None:
         return
     metric = "best/" + ctx.cfg.sweep.metric.replace("/", "_")
     last = max(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    tracking.log_metrics(ctx.client, ctx.parent_run_id, {metric: best.value}, step=last)
+    ctx.outbox.call(f"{metric} of the study", tracking.log_metrics, ctx.client, ctx.parent_run_id,
+                    {metric: best.value}, step=last)
 
 
 def describe(trial: optuna.Trial | optuna.trial.FrozenTrial) -> str:
