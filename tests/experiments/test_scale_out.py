@@ -1,0 +1,334 @@
+"""The scale-out topology for real, without Docker: an Optuna storage on PostgreSQL, an
+``mlflow server`` (PostgreSQL backend, proxied artifacts) on a free loopback port, and several
+independent ``python -m experiments.sweep`` workers with identical overrides (what the compose
+``worker`` service runs). Each test makes its own databases and drops them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from experiments import sweep, tracking
+from experiments.bench_workers import ADMIN_URL, TINY_SPACE, TrackingServer, free_port, scratch_database
+from experiments.study import top_up
+from tests.conftest import DATA_ROOT, REPO
+
+
+def _postgres_problem() -> str | None:
+    try:
+        import psycopg2
+
+        psycopg2.connect(ADMIN_URL, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no server to test against
+        return f"no PostgreSQL at {tracking.mask_url(ADMIN_URL)}: {exc}"
+    return None
+
+
+_NO_POSTGRES = _postgres_problem()
+needs_postgres = pytest.mark.skipif(_NO_POSTGRES is not None, reason=str(_NO_POSTGRES))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+    """One tracking server for the module (each test logs to its own MLflow experiment)."""
+    with scratch_database(prefix="test_mlflow") as backend:
+        with TrackingServer(backend, tmp_path_factory.mktemp("mlflow") / "artifacts") as srv:
+            yield srv
+
+
+@pytest.fixture()
+def storage() -> Iterator[str]:
+    with scratch_database(prefix="test_optuna") as url:
+        yield url
+        if url in _STORAGES:
+            _STORAGES.pop(url).engine.dispose()
+
+
+def _overrides(storage: str, server: TrackingServer, experiment: str, n: int, *extra: str) -> list[str]:
+    return [f"sweep.storage={storage}", f"mlflow.tracking_uri={server.uri}",
+            f"mlflow.experiment={experiment}", f"sweep.n_trials={n}", f"data.root={DATA_ROOT}",
+            "sweep.quick=true", "sweep.pruner=none", "sweep.retrain_best=false", TINY_SPACE, *extra]
+
+
+class Workers:
+    """Independent ``python -m experiments.sweep`` processes; any left running are killed."""
+
+    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.cwd, self.procs = cwd, []
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+                    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", **(env or {})}
+
+    def start(self, overrides: list[str]) -> subprocess.Popen:
+        log = open(self.cwd / f"worker-{len(self.procs)}.log", "w+")  # closed in wait()
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *overrides], cwd=self.cwd,
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        proc.log = log  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def wait(self, timeout: float = 150) -> list[tuple[int, str]]:
+        deadline = time.monotonic() + timeout
+        out = []
+        for p in self.procs:
+            code = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+            p.log.seek(0)
+            out.append((code, p.log.read()))
+            p.log.close()
+        return out
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _wait_for(predicate, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
+
+
+def _study(storage: str) -> optuna.Study:
+    if storage not in _STORAGES:  # one engine per database: polling must not pile up connections
+        _STORAGES[storage] = optuna.storages.RDBStorage(storage)
+    return optuna.load_study(study_name="mlp-sweep", storage=_STORAGES[storage])
+
+
+def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return _study(storage).trials
+    except KeyError:  # the study does not exist yet
+        return []
+
+
+def _runs(server: TrackingServer, experiment: str, kind: str) -> list:
+    client = MlflowClient(server.uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], f"tags.kind = '{kind}'", max_results=1000)
+
+
+def _check_children(server: TrackingServer, experiment: str, study: optuna.Study, epochs: int) -> dict:
+    """One FINISHED child run per COMPLETE trial, under the one parent, with every epoch logged."""
+    client = MlflowClient(server.uri)
+    parents = _runs(server, experiment, "study")
+    assert [p.info.run_id for p in parents] == [study.user_attrs["mlflow_parent_run_id"]]
+    children: dict[int, list] = {}
+    for run in _runs(server, experiment, "trial"):
+        if run.info.status == "FINISHED":
+            children.setdefault(int(run.data.tags["optuna.trial"]), []).append(run)
+    complete = [t.number for t in study.trials if t.state == TrialState.COMPLETE]
+    assert sorted(children) == sorted(complete)
+    for number, runs in children.items():
+        assert len(runs) == 1, f"trial {number} has {len(runs)} finished runs"
+        run = runs[0]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["optuna.state"] == "COMPLETE"
+        for key in ("train/loss", "val/acc"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert sorted(steps) == list(range(1, epochs + 1)), (number, key, steps)
+    return {n: runs[0] for n, runs in children.items()}
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_independent_workers_and_a_spawning_one_run_exactly_the_budget(
+        tmp_path: Path, storage: str, server: TrackingServer) -> None:
+    exp, n = f"share-{uuid.uuid4().hex[:8]}", 6
+    args = _overrides(storage, server, exp, n)
+    with Workers(tmp_path) as workers:
+        for extra in ([], [], ["sweep.workers=2"]):  # what compose runs, plus sweep.workers=N
+            workers.start([*args, *extra])
+        results = workers.wait()
+    assert all(code == 0 for code, _ in results), results
+    study = _study(storage)
+    assert sorted(t.number for t in study.trials) == list(range(n))  # no extra ticket, no duplicate
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.params["optim.lr"] for t in study.trials}) == n  # workers do not repeat samples
+    _check_children(server, exp, study, epochs=3)
+    assert _runs(server, exp, "study")[0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
+        tmp_path: Path, storage: str, server: TrackingServer) -> None:
+    exp, n = f"kill-{uuid.uuid4().hex[:8]}", 5
+    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=3000",
+                      "data.val_size=1000", "train.epochs=12", "sweep.heartbeat=1")
+    with Workers(tmp_path) as workers:
+        procs = {workers.start(args).pid: None for _ in range(3)}
+
+        def running_trial():
+            for t in _trials(storage):
+                pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
+                if t.state == TrialState.RUNNING and t.intermediate_values and pid in procs:
+                    return t.number, pid
+            return None
+
+        victim, pid = _wait_for(running_trial, "a trial in progress")
+        done_before = {t.number for t in _trials(storage) if t.state == TrialState.COMPLETE}
+        os.kill(pid, signal.SIGKILL)
+        results = workers.wait()
+    codes = {p.pid: code for p, (code, _) in zip(workers.procs, results, strict=True)}
+    assert codes.pop(pid) == -signal.SIGKILL and all(c == 0 for c in codes.values()), results
+    assert any("its worker stopped beating" in out for _, out in results)
+
+    study = _study(storage)
+    by_number = {t.number: t for t in study.trials}
+    assert len(by_number) == len(study.trials) == n + 1  # one failed, re-enqueued, run again
+    assert by_number[victim].state == TrialState.FAIL
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == n
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert retry[0].params == by_number[victim].params
+    assert all(by_number[k].state == TrialState.COMPLETE for k in done_before)
+    dead = MlflowClient(server.uri).get_run(by_number[victim].user_attrs["mlflow_run_id"])
+    assert dead.info.status == "FAILED" and dead.data.tags["optuna.state"] == "FAIL"
+    assert "heartbeat" in dead.data.tags["error"]
+    _check_children(server, exp, study, epochs=12)
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_a_tracking_server_restart_mid_study_loses_nothing(
+        tmp_path: Path, storage: str, server: TrackingServer) -> None:
+    exp, n = f"restart-{uuid.uuid4().hex[:8]}", 6
+    args = _overrides(storage, server, exp, n, "train.epochs=3")
+    # No client-side HTTP retries: the outage reaches the sweep's own queue (tracking.Outbox).
+    with Workers(tmp_path, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}) as workers:
+        for _ in range(2):
+            workers.start(args)
+        _wait_for(lambda: [t for t in _trials(storage) if t.state == TrialState.COMPLETE] or None,
+                  "a first complete trial")
+        before = _check_children(server, exp, _study(storage), epochs=3)
+        server.stop()
+        time.sleep(3)
+        server.start()
+        results = workers.wait()
+    assert all(code == 0 for code, _ in results), results
+    output = "\n".join(out for _, out in results)
+    assert "queued until the tracking server answers" in output
+    assert "all of them were logged later" in output and "could not be logged" not in output
+    study = _study(storage)
+    assert sorted(t.number for t in study.trials) == list(range(n))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    after = _check_children(server, exp, study, epochs=3)
+    assert all(after[k].info.run_id == run.info.run_id for k, run in before.items())
+    assert _runs(server, exp, "study")[0].info.status == "FINISHED"
+
+
+@needs_postgres
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_workers_starting_together_add_the_budget_once(storage: str) -> None:
+    """Four processes' worth of storages top up one new study at the same moment."""
+    storages = [optuna.storages.RDBStorage(storage) for _ in range(4)]
+    optuna.create_study(study_name="s", storage=storages[0])
+    studies = [optuna.load_study(study_name="s", storage=s) for s in storages]
+    barrier = threading.Barrier(len(studies))
+
+    def start(study: optuna.Study) -> None:
+        barrier.wait()
+        with sweep._serialised(study):  # noqa: SLF001 - the lock sweep() takes around top_up
+            top_up(study, 8)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in studies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(studies[0].trials) == 8  # without the lock: up to 32 tickets
+    for s in storages:
+        s.engine.dispose()
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://postgres:s3cret@127.0.0.1:5432/no_such_database_here",
+    "postgresql://postgres:s3cret@127.0.0.1:1/optuna"])
+def test_a_wrong_storage_url_fails_with_one_masked_line(
+        workdir: Path, capsys: pytest.CaptureFixture, url: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main([f"sweep.storage={url}", f"mlflow.tracking_uri=sqlite:///{workdir}/mlflow.db",
+                    f"data.root={DATA_ROOT}", "sweep.quick=true"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "s3cret" not in err
+    assert err.startswith("error: cannot open sweep.storage=postgresql://postgres:***@127.0.0.1:")
+    assert "\n" not in err
+
+
+def test_an_unreachable_tracking_server_fails_fast_before_training(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    uri = f"http://user:s3cret@127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exit_:
+        sweep.main([f"mlflow.tracking_uri={uri}", f"sweep.storage=sqlite:///{workdir}/optuna.db",
+                    f"data.root={DATA_ROOT}", "sweep.quick=true"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and time.monotonic() - start < 15  # not MLflow's minutes of retries
+    assert err.startswith("error: cannot reach mlflow.tracking_uri=http://user:***@127.0.0.1:")
+    assert "s3cret" not in err and "\n" not in err
+    assert not (workdir / "optuna.db").exists()  # nothing was created, nothing trained
+
+
+class _Flaky:
+    """A stand-in for an MLflow call: fails like an unreachable server while ``down``."""
+
+    def __init__(self) -> None:
+        self.down, self.sent = True, []
+
+    def __call__(self, value: int) -> int:
+        if self.down:
+            raise MlflowException("API request to http://u:pw@h/api failed: Connection refused")
+        self.sent.append(value)
+        return value
+
+
+def test_the_outbox_queues_while_the_server_is_down_and_replays_in_order(
+        capsys: pytest.CaptureFixture) -> None:
+    box, call = tracking.Outbox(pause=0.0), _Flaky()
+    assert box.call("first", call, 1) is None  # fails: queued, the trial goes on
+    assert box.call("second", call, 2) is None  # still down: queued behind it
+    assert "u:***@h" in capsys.readouterr().err
+    call.down = False
+    assert box.call("third", call, 3) == 3  # the server is back: the queue goes first
+    assert call.sent == [1, 2, 3] and not box.queue
+    assert box.finish(wait=0) is True
+    assert "2 call(s) failed while the tracking server was unreachable" in capsys.readouterr().out
+
+
+def test_the_outbox_reports_what_it_could_not_send_and_reraises_rejections(
+        capsys: pytest.CaptureFixture) -> None:
+    box, call = tracking.Outbox(pause=0.0), _Flaky()
+    box.call("trial 3: epoch 1 metrics", call, 1)
+    assert box.finish(wait=0) is False
+    assert "1 call(s) could not be logged: trial 3: epoch 1 metrics" in capsys.readouterr().err
+
+    def rejected() -> None:
+        raise MlflowException("bad param", error_code=INVALID_PARAMETER_VALUE)
+
+    with pytest.raises(MlflowException):  # a rejected request is a bug to see, not to queue
+        tracking.Outbox(pause=0.0).call("params", rejected)
