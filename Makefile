@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 ARGS ?=
 
-.PHONY: setup data browser sweep train test test-fast lint bench ui clean-runs
+.PHONY: setup data test-tools sweep train test test-fast lint bench ui clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,11 +20,15 @@ $(DATA): | $(STAMP)
 setup: $(STAMP) $(DATA)
 data: $(DATA)
 
-browser:  ## headless Chromium for the report's browser test (Debian's package; needs root)
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  { apt-get install -y -q chromium >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
-	  echo "note: chromium is not installed; the report's browser test will be skipped"
+test-tools:  ## Debian's chromium (report page test) and docker-compose (compose file check), as root
+	@missing=""; for t in chromium docker-compose; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; } || \
+	      echo "note: could not install$$missing; the tests that need them will be skipped"; \
+	  else echo "note:$$missing not installed; the tests that need them will be skipped"; fi; \
+	fi
 
 sweep: setup  ## the main job: a small default Optuna study, tracked in MLflow
 	$(BIN)/python -m experiments.sweep $(ARGS)
@@ -32,7 +36,7 @@ sweep: setup  ## the main job: a small default Optuna study, tracked in MLflow
 train: setup  ## one tracked run with the chapter's defaults
 	$(BIN)/python -m experiments.train $(ARGS)
 
-test: setup browser  ## the whole suite, slow tests included (what CI runs)
+test: setup test-tools  ## the whole suite, slow tests included (what CI runs)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 test-fast: setup

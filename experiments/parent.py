@@ -53,7 +53,8 @@ def attach_parent(ctx: SweepContext, study: optuna.Study, *, created: bool) -> s
     ctx.client.log_dict(run_id, ctx.space.describe(), "search_space.json")
     ctx.client.log_text(run_id, tracking.mask_url(to_yaml(cfg)), "base_config.yaml")
     study.set_user_attr("metric", cfg.sweep.metric)
-    study.set_user_attr("base_overrides", ctx.overrides)  # replicate/report recompose trials
+    # replicate/report recompose trials from these; a password in a URL is not kept
+    study.set_user_attr("base_overrides", [tracking.mask_url(o) for o in ctx.overrides])
     study.set_user_attr("tracking_uri", tracking.mask_url(cfg.mlflow.tracking_uri))
     study.set_user_attr("experiment_id", ctx.experiment_id)
     study.set_user_attr(PARENT_ATTR, run_id)

@@ -10,12 +10,17 @@ whose worker died is failed by the heartbeat and re-enqueued with its parameters
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
+import time
 import warnings
+import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import optuna
+import sqlalchemy
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -46,9 +51,39 @@ def make_storage(url: str, *, heartbeat: int,
             on_stale(study, trial)
         retry(study, trial)
 
+    engine: dict = {"pool_pre_ping": True}
+    if url.startswith(("postgresql", "mysql")):
+        engine["connect_args"] = {"connect_timeout": 10}  # an unroutable host fails in seconds
     return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                      heartbeat_stale_trial_callback=stale,
-                      engine_kwargs={"pool_pre_ping": True})
+                      heartbeat_stale_trial_callback=stale, engine_kwargs=engine)
+
+
+def open_storage(url: str, *, heartbeat: int,
+                 on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> RDBStorage:
+    """:func:`make_storage`, retried while workers that start together race to create its tables."""
+    for _ in range(4):
+        try:
+            return make_storage(url, heartbeat=heartbeat, on_stale=on_stale)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.5 + random.random())
+    return make_storage(url, heartbeat=heartbeat, on_stale=on_stale)
+
+
+@contextlib.contextmanager
+def serialised(study: optuna.Study) -> Iterator[None]:
+    """One process at a time across machines (PostgreSQL advisory lock on the study's name):
+    topping up the budget and electing the finaliser must not interleave."""
+    engine = getattr(getattr(study._storage, "_backend", None), "engine", None)  # noqa: SLF001
+    if engine is None or engine.dialect.name != "postgresql":
+        yield  # SQLite: one machine; the finaliser's token still guards the common case
+        return
+    key = zlib.crc32(f"mlp-sweeps/{study.study_name}".encode())
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 def make_sampler(cfg: SweepConfig, space: Space, *, worker: int = 0) -> BaseSampler:

@@ -13,20 +13,15 @@ or an unreachable storage or tracking server, reported before any study or run i
 
 from __future__ import annotations
 
-import contextlib
 import math
 import multiprocessing
 import os
-import random
 import signal
 import sys
 import time
 import uuid
-import zlib
-from collections.abc import Iterator
 
 import optuna
-import sqlalchemy
 from optuna.trial import TrialState
 
 from experiments import tracking
@@ -40,9 +35,10 @@ from experiments.study import (
     counts,
     make_pruner,
     make_sampler,
-    make_storage,
+    open_storage,
     open_study,
     quiet_optuna,
+    serialised,
     top_up,
 )
 from experiments.trial import SweepContext, describe, run_trial
@@ -81,44 +77,14 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
                               f": {tracking.mask_url(one_line(exc))[:300]}") from None
     ctx.outbox = tracking.Outbox(cfg.mlflow.tracking_uri)
     try:
-        storage = _open_storage(ctx)
+        storage = open_storage(ctx.cfg.sweep.storage, heartbeat=ctx.cfg.sweep.heartbeat,
+                               on_stale=lambda s, t: _close_stale_run(ctx, t))
         sampler = make_sampler(cfg.sweep, ctx.space, worker=worker)
         return open_study(cfg.sweep, storage, sampler, make_pruner(cfg.sweep, epochs=cfg.train.epochs))
     except Exception as exc:  # noqa: BLE001
         reason = one_line(getattr(exc, "orig", None) or exc)  # the driver's words, not SQLAlchemy's
         raise ConnectionError(f"cannot open sweep.storage={tracking.mask_url(cfg.sweep.storage)}: "
                               f"{tracking.mask_url(reason)[:300]}") from None
-
-
-def _open_storage(ctx: SweepContext) -> optuna.storages.RDBStorage:
-    """The storage; retried while workers that start together race to create its tables."""
-    def open_it() -> optuna.storages.RDBStorage:
-        return make_storage(ctx.cfg.sweep.storage, heartbeat=ctx.cfg.sweep.heartbeat,
-                            on_stale=lambda s, t: _close_stale_run(ctx, t))
-
-    for _ in range(4):
-        try:
-            return open_it()
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            time.sleep(0.5 + random.random())
-    return open_it()
-
-
-@contextlib.contextmanager
-def _serialised(study: optuna.Study) -> Iterator[None]:
-    """One process at a time across machines (PostgreSQL advisory lock on the study's name):
-    topping up the budget and electing the finaliser must not interleave."""
-    engine = getattr(getattr(study._storage, "_backend", None), "engine", None)  # noqa: SLF001
-    if engine is None or engine.dialect.name != "postgresql":
-        yield  # SQLite: one machine; the finaliser's token below still guards the common case
-        return
-    key = zlib.crc32(f"mlp-sweeps/{study.study_name}".encode())
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        try:
-            yield
-        finally:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 def _close_stale_run(ctx: SweepContext, trial: optuna.trial.FrozenTrial) -> None:
@@ -195,7 +161,7 @@ def _should_finalize(study: optuna.Study, cfg: Config) -> bool:
     spent = study._stop_flag or _epochs_spent(study, cfg.sweep.epoch_budget)  # noqa: SLF001
     if c[TrialState.RUNNING] or (not spent and (done < cfg.sweep.n_trials or c[TrialState.WAITING])):
         return False
-    with _serialised(study):
+    with serialised(study):
         if study.user_attrs.get("finalized_at") == done:
             return False
         token = uuid.uuid4().hex
@@ -253,7 +219,7 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
     """Run the study to its budget and finish it (plots, best config, one test evaluation)."""
     cfg = ctx.cfg
     study = start(ctx)
-    with _serialised(study):  # workers starting together must not each add the whole budget
+    with serialised(study):  # workers starting together must not each add the whole budget
         added = top_up(study, cfg.sweep.n_trials)
     c = counts(study)
     print(f"study {study.study_name!r} on {tracking.mask_url(cfg.sweep.storage)}: "
