@@ -25,6 +25,7 @@ from experiments.report_data import (
     reproduce_command,
     varied,
 )
+from experiments.report_difficulty import difficulty_section
 from experiments.report_page import Page
 
 QUIET = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -80,6 +81,7 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
     page.para("Reproduce the chosen configuration:")
     page.code(command)
     _top_table(page, view, top)
+    difficulty_section(page, view.name, varied(view.study), view.rows, minimize=view.minimize)
     _param_plots(page, view, prefix)
     _curves(page, view, client, curves, prefix)
     _replicates(page, view, client)

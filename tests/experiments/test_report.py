@@ -184,3 +184,22 @@ def test_bad_input_exits_2_in_one_line_and_changes_nothing(
     assert exc.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
     assert _digest(tmp) == before and not (tmp / "missing.db").exists()
     assert sorted(p.name for p in (tmp / "reports").iterdir()) == reports
+
+
+def test_difficulty_tables_grow_the_grid_and_find_when_levels_were_reached() -> None:
+    from datetime import datetime, timedelta
+
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from experiments.report_data import TrialRow
+    from experiments.report_difficulty import grid_growth, time_to_levels
+
+    dists = {"a": CategoricalDistribution(["x", "y", "z"]), "b": IntDistribution(1, 4),
+             "c": FloatDistribution(1e-3, 1.0, log=True)}
+    assert [row[-1] for row in grid_growth(dists)] == ["3", "12", "60"]
+    t0 = datetime(2026, 1, 1)
+    rows = [TrialRow(0, "COMPLETE", 0.84, {}, 10, t0, t0 + timedelta(minutes=2)),
+            TrialRow(1, "PRUNED", 0.95, {}, 1, t0, t0 + timedelta(minutes=3)),  # pruned: no credit
+            TrialRow(2, "COMPLETE", 0.885, {}, 10, t0, t0 + timedelta(minutes=6))]
+    assert time_to_levels(rows, minimize=False) == [["0.80", 1, 10, "2.0"], ["0.85", 3, 21, "6.0"],
+                                                    ["0.87", 3, 21, "6.0"], ["0.88", 3, 21, "6.0"]]
