@@ -154,11 +154,12 @@ def _progress(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, out) 
           f"in {out.seconds:.1f} s {describe(trial)} | {tail}", flush=True)
 
 
-def _should_finalize(study: optuna.Study, cfg: Config) -> bool:
-    """True for exactly one process once the budget is done (workers may finish together)."""
+def _should_finalize(study: optuna.Study, cfg: Config, *, timed_out: bool) -> bool:
+    """True for exactly one process once the budget is done or the time is up (workers may
+    finish together); a later run that adds trials finalises the study again."""
     c = counts(study)
     done = sum(c[s] for s in DONE)
-    spent = study._stop_flag or _epochs_spent(study, cfg.sweep.epoch_budget)  # noqa: SLF001
+    spent = timed_out or study._stop_flag or _epochs_spent(study, cfg.sweep.epoch_budget)  # noqa: SLF001
     if c[TrialState.RUNNING] or (not spent and (done < cfg.sweep.n_trials or c[TrialState.WAITING])):
         return False
     with serialised(study):
@@ -221,7 +222,7 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
     study = start(ctx)
     with serialised(study):  # workers starting together must not each add the whole budget
         added = top_up(study, cfg.sweep.n_trials)
-    c = counts(study)
+    c, deadline = counts(study), _deadline(cfg)
     print(f"study {study.study_name!r} on {tracking.mask_url(cfg.sweep.storage)}: "
           f"{sum(c[s] for s in DONE)}/{cfg.sweep.n_trials} trials done, {added} added; "
           f"sampler {cfg.sweep.sampler}, pruner {cfg.sweep.pruner}, {cfg.sweep.workers} worker(s); "
@@ -230,11 +231,12 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
         if cfg.sweep.workers > 1:
             run_workers(ctx, study)
         else:
-            work(ctx, study, deadline=_deadline(cfg))
+            work(ctx, study, deadline=deadline)
     except KeyboardInterrupt:
         tracking.end_run(ctx.client, ctx.parent_run_id, tracking.KILLED)
         raise
-    if _should_finalize(study, cfg):
+    timed_out = deadline is not None and time.monotonic() > deadline
+    if _should_finalize(study, cfg, timed_out=timed_out):
         return _finalize(ctx, study)
     if study.user_attrs.get("finalized_at") == sum(counts(study)[s] for s in DONE):
         best = best_trial(study)

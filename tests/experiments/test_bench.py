@@ -37,3 +37,13 @@ def test_quick_bench_prints_finite_tables(capsys: pytest.CaptureFixture[str],
     memory = [_numbers(line) for line in lines[start + 1:] if line.strip()]
     assert len(memory) == 4  # quick: depths 1, 2 x batches 256, 1024
     assert all(len(row) == 6 and all(math.isfinite(v) for v in row) for row in memory)
+
+
+@pytest.mark.slow
+def test_sweep_benchmark_prints_its_figures(capsys: pytest.CaptureFixture) -> None:
+    from experiments import bench_sweep
+
+    assert bench_sweep.main(["--quick", "--trials", "2", "--small-trials", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "of a trial (median; target < 5%" in out
+    assert "small-model trials per hour: 1 worker" in out and "2 workers" in out
