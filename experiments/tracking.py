@@ -18,7 +18,7 @@ from typing import Any
 import mlflow
 import torch
 from matplotlib import pyplot as plt
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -71,6 +71,15 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], *,
     """Log a metrics dict in one request."""
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
+                     synchronous=True)
+
+
+def log_history(client: MlflowClient, run_id: str, history: list[tuple[int, dict[str, float]]], *,
+                tags: dict[str, str] | None = None) -> None:
+    """Metrics of several steps (``[(step, metrics), ...]``) and tags, in one request."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, step) for step, m in history for k, v in m.items()]
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in (tags or {}).items()],
                      synchronous=True)
 
 

@@ -82,7 +82,7 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
     state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
     # Beat from the claim on: a trial whose worker dies before its first beat is never stale.
     with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
-        run = _child_run(ctx, study, trial)
+        log = EpochLog(ctx, trial.number, _child_run(ctx, study, trial))
         trial.set_user_attr("worker", WORKER)
         try:
             sampled, chosen = sample(ctx.space, trial, ctx.base)
@@ -90,10 +90,10 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
             cfg = trial_config(ctx, sampled)
             extra = {"optuna.trial_number": trial.number,
                      **{f"sampled.{k}": v for k, v in chosen.items()}}
-            _mlflow(ctx, run, f"trial {trial.number}: params", tracking.log_config, cfg,
+            _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,
                     extra=extra)
             train_config(cfg, data=ctx.data_for(cfg), on_epoch_end=chain(
-                _epoch_logger(ctx, trial.number, run),
+                log,
                 _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
             state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
         except optuna.TrialPruned as exc:
@@ -104,7 +104,7 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
             tags["pruned_at_epoch"] = str(exc.epoch)
             trial.set_user_attr("pruned_reason", note)
         except KeyboardInterrupt:
-            _close(ctx, study, trial, run, TrialState.FAIL, None, tracking.KILLED,
+            _close(ctx, study, trial, log, TrialState.FAIL, None, tracking.KILLED,
                    {"error": "interrupted (Ctrl-C)"}, best)
             add_tickets(study, 1, reason="replaces-interrupted")
             raise
@@ -113,7 +113,7 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
             trial.set_user_attr("error", note[:2000])
             tags["error"] = note[:5000]
             add_tickets(study, 1, reason="replaces-failed")
-    _close(ctx, study, trial, run, state, value, status, tags, best)
+    _close(ctx, study, trial, log, state, value, status, tags, best)
     return Outcome(state, value, time.perf_counter() - start, note)
 
 
@@ -147,41 +147,56 @@ def _mlflow(ctx: SweepContext, run: ChildRun, what: str, fn: Any, *args: Any, **
     ctx.outbox.call(what, lambda: fn(ctx.client, run.id, *args, **kwargs))
 
 
-def _epoch_logger(ctx: SweepContext, number: int, run: ChildRun):
-    def log(epoch: int, metrics: dict[str, float]) -> None:
-        _mlflow(ctx, run, f"trial {number}: epoch {epoch} metrics", tracking.log_metrics,
-                dict(metrics), step=epoch)
-    return log
+class EpochLog:
+    """A trial's per-epoch metrics, sent at most every ``FLUSH_SECONDS``: every epoch at once when
+    epochs are slower than that (the UI stays live), in a few batches when they are faster (short
+    trials would otherwise spend a noticeable share of their time on one request per epoch)."""
+
+    FLUSH_SECONDS = 2.0
+
+    def __init__(self, ctx: SweepContext, number: int, run: ChildRun) -> None:
+        self.ctx, self.number, self.run = ctx, number, run
+        self.pending: list[tuple[int, dict[str, float]]] = []
+        self.last = time.monotonic()
+
+    def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.pending.append((epoch, dict(metrics)))
+        if time.monotonic() - self.last >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self, *, tags: dict[str, str] | None = None) -> None:
+        """Send what is pending (and ``tags``) in one request."""
+        history, self.pending = self.pending, []
+        if history or tags:
+            _mlflow(self.ctx, self.run, f"trial {self.number}: metrics", tracking.log_history,
+                    history, tags=tags)
+        self.last = time.monotonic()
 
 
-def _close(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, run: ChildRun,
+def _close(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: EpochLog,
            state: TrialState, value: float | None, status: str, tags: dict[str, str],
            best: dict[str, float]) -> None:
-    """Tell Optuna first (the source of truth), then close the MLflow child run."""
+    """Tell Optuna first (the source of truth), then close the MLflow child run: the pending
+    epochs, the state tags and the best score in one request, then the run's status."""
     study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
                skip_if_finished=True)
-    what = f"trial {trial.number}"
-    for key, text in {**tags, "optuna.state": state.name}.items():
-        _mlflow(ctx, run, f"{what}: tag {key}", MlflowClient.set_tag, key, text)
     if best:
-        name = f"{ctx.cfg.sweep.metric}_best"
-        _mlflow(ctx, run, f"{what}: {name}", tracking.log_metrics, {name: best["value"]},
-                step=int(best["epoch"]))
-    _mlflow(ctx, run, f"{what}: end run", tracking.end_run, status)
+        log.pending.append((int(best["epoch"]), {f"{ctx.cfg.sweep.metric}_best": best["value"]}))
+    log.flush(tags={**tags, "optuna.state": state.name})
+    _mlflow(ctx, log.run, f"trial {trial.number}: end run", tracking.end_run, status)
     if state == TrialState.COMPLETE:
-        _log_study_best(ctx, study)
+        _log_study_best(ctx, study, trial.number)
 
 
-def _log_study_best(ctx: SweepContext, study: optuna.Study) -> None:
-    """``best/val_acc`` (or ``best/val_loss``) on the parent, step = trial number."""
+def _log_study_best(ctx: SweepContext, study: optuna.Study, number: int) -> None:
+    """``best/val_acc`` (or ``best/val_loss``) on the parent, step = the trial just completed."""
     try:
         best = study.best_trial
     except ValueError:
         return
     metric = "best/" + ctx.cfg.sweep.metric.replace("/", "_")
-    last = max(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     ctx.outbox.call(f"{metric} of the study", tracking.log_metrics, ctx.client, ctx.parent_run_id,
-                    {metric: best.value}, step=last)
+                    {metric: best.value}, step=number)
 
 
 def describe(trial: optuna.Trial | optuna.trial.FrozenTrial) -> str:
