@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from experiments import sweep, tracking
 from experiments.bench_workers import ADMIN_URL, TINY_SPACE, TrackingServer, free_port, scratch_database
-from experiments.study import top_up
+from experiments.study import serialised, top_up
 from tests.conftest import DATA_ROOT, REPO
 
 
@@ -253,7 +253,7 @@ def test_workers_starting_together_add_the_budget_once(storage: str) -> None:
 
     def start(study: optuna.Study) -> None:
         barrier.wait()
-        with sweep._serialised(study):  # noqa: SLF001 - the lock sweep() takes around top_up
+        with serialised(study):  # the lock sweep() takes around top_up
             top_up(study, 8)
 
     threads = [threading.Thread(target=start, args=(s,)) for s in studies]
