@@ -141,11 +141,7 @@ def param_scores(points: list[Point], axes: list[Axis], *, metric: str,
             ax.scatter(axis.x(best.params[axis.key]), best.score, marker="*", s=220, c="red",
                        edgecolors="black", zorder=5)
         _decorate(ax, axis, metric)
-    if len(colours) > 1:
-        _legend(fig, colours)
-    fig.suptitle(title or f"{metric} against each parameter (hollow = pruned, star = best)")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, colours, title or f"{metric} against each parameter (hollow = pruned, star = best)")
 
 
 def _legend(fig: Figure, colours: dict[str, Any]) -> None:
@@ -182,10 +178,15 @@ def isolation(points: list[Point], axes: list[Axis], *, metric: str, minimize: b
             keys = np.unique(xs)
             ax.plot(keys, [pick(ys[xs == k]) for k in keys], "o-", color=c, label=label or None)
         _decorate(ax, axis, metric)
+    return _finish(fig, colours, title or f"best {metric} reached at each value (binned when continuous)")
+
+
+def _finish(fig: Figure, colours: dict, title: str) -> Figure:
+    """Legend for several studies, the title above the grid of axes (not over the first row)."""
     if len(colours) > 1:
         _legend(fig, colours)
-    fig.suptitle(title or f"best {metric} reached at each value (binned when continuous)")
-    fig.tight_layout()
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
 
