@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
 from experiments import sweep
+from experiments.report_data import best_so_far, trial_rows
 
 STRATEGIES = {  # name -> (sampler, pruner)
     "grid": ("grid", "none"),
@@ -48,14 +48,8 @@ def run_all(strategies: list[str], seeds: int, overrides: list[str]) -> None:
 
 def curve(study: optuna.Study) -> list[tuple[int, float]]:
     """(cumulative trained epochs, best-so-far value) after each finished trial, in order."""
-    epochs, best, out = 0, float("-inf"), []
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    for t in sorted(finished, key=lambda t: t.datetime_complete or t.datetime_start):
-        epochs += len(t.intermediate_values)
-        if t.state == TrialState.COMPLETE and t.value is not None:
-            best = max(best, t.value)
-        out.append((epochs, best))
-    return out
+    xs, ys = best_so_far(trial_rows(study), minimize=False, by="epochs")
+    return [(int(x), y) for x, y in zip(xs, ys, strict=True)]
 
 
 def epochs_to(points: list[tuple[int, float]], target: float) -> int | None:

@@ -26,11 +26,10 @@ from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.config import SweepConfig
+from experiments.config import CHOICES, SweepConfig
 from experiments.space import Space, grid
 
-SAMPLERS = ("tpe", "random", "grid", "qmc", "cmaes", "gp")
-PRUNERS = ("none", "median", "percentile", "hyperband", "successive_halving")
+SAMPLERS, PRUNERS = CHOICES["sweep.sampler"], CHOICES["sweep.pruner"]  # checked in validate()
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 TICKET = "ticket"
 

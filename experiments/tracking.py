@@ -69,9 +69,7 @@ def log_config(client: MlflowClient, run_id: str, cfg: Config, *, extra: dict | 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], *,
                 step: int = 0) -> None:
     """Log a metrics dict in one request."""
-    now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
-                     synchronous=True)
+    log_history(client, run_id, [(step, metrics)])
 
 
 def log_history(client: MlflowClient, run_id: str, history: list[tuple[int, dict[str, float]]], *,
