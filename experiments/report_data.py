@@ -28,6 +28,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments.cli import fail
+from experiments.stores import schema_lock
 from experiments.tracking import mask_url
 
 EDGE = 0.1  # the lowest and highest 10% of a searched range count as its edge
@@ -59,7 +60,8 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     _sqlite_must_exist(url, "--storage")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        return optuna.storages.RDBStorage(url, skip_table_creation=True)
+        with schema_lock(url):  # not while a sweep is still creating the tables
+            return optuna.storages.RDBStorage(url, skip_table_creation=True)
     except Exception as exc:  # noqa: BLE001 - any failure to connect is the user's URI
         raise UsageError(f"cannot open --storage={mask_url(url)}: "
                          f"{mask_url(' '.join(str(exc).split()))[:300]}") from None
@@ -83,7 +85,8 @@ def load_studies(url: str, names: list[str]) -> list[optuna.Study]:
 def open_client(uri: str) -> MlflowClient:
     """A client on an existing tracking store."""
     _sqlite_must_exist(uri, "--tracking-uri")
-    return MlflowClient(uri)
+    with schema_lock(uri):  # the client checks the store's schema; not while a sweep creates it
+        return MlflowClient(uri)
 
 
 def parent_run(client: MlflowClient, study: optuna.Study, uri: str) -> Run:

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
-import time
 import warnings
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import optuna
-import sqlalchemy
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -28,10 +24,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from experiments.config import CHOICES, SweepConfig
 from experiments.space import Space, grid
+from experiments.stores import schema_lock, sqlite_path, store_lock
 
 SAMPLERS, PRUNERS = CHOICES["sweep.sampler"], CHOICES["sweep.pruner"]  # checked in validate()
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 TICKET = "ticket"
+# Seconds a SQLite write waits for another process's write (sqlite3's default, 5 s, is too
+# short for several workers on a busy machine: the loser would fail its trial).
+SQLITE_BUSY_SECONDS = 60.0
 
 
 def direction_of(metric: str) -> str:
@@ -39,50 +39,36 @@ def direction_of(metric: str) -> str:
     return "minimize" if metric.endswith("loss") else "maximize"
 
 
-def make_storage(url: str, *, heartbeat: int,
+def open_storage(url: str, *, heartbeat: int | None = None,
                  on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> RDBStorage:
-    """An RDB storage (SQLite, PostgreSQL, MySQL) with a heartbeat that fails dead workers'
-    trials and re-enqueues them (``on_stale`` runs first, e.g. to close their MLflow runs)."""
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
-
-    def stale(study: optuna.Study, trial: FrozenTrial) -> None:
-        if on_stale is not None:
-            on_stale(study, trial)
-        retry(study, trial)
-
+    """An RDB storage (SQLite, PostgreSQL, MySQL), its tables created under the store's schema
+    lock, so processes that open a fresh store together all succeed. With ``heartbeat``, trials of
+    dead workers are failed and re-enqueued (``on_stale`` runs first, e.g. to close their runs)."""
     engine: dict = {"pool_pre_ping": True}
     if url.startswith(("postgresql", "mysql")):
         engine["connect_args"] = {"connect_timeout": 10}  # an unroutable host fails in seconds
-    return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                      heartbeat_stale_trial_callback=stale, engine_kwargs=engine)
+    if sqlite_path(url) is not None:
+        engine["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
+    beat: dict = {}
+    if heartbeat is not None:
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=3)
+
+        def stale(study: optuna.Study, trial: FrozenTrial) -> None:
+            if on_stale is not None:
+                on_stale(study, trial)
+            retry(study, trial)
+
+        beat = {"heartbeat_interval": heartbeat, "grace_period": 3 * heartbeat,
+                "heartbeat_stale_trial_callback": stale}
+    with schema_lock(url):
+        return RDBStorage(url, engine_kwargs=engine, **beat)
 
 
-def open_storage(url: str, *, heartbeat: int,
-                 on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None) -> RDBStorage:
-    """:func:`make_storage`, retried while workers that start together race to create its tables."""
-    for _ in range(4):
-        try:
-            return make_storage(url, heartbeat=heartbeat, on_stale=on_stale)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
-            time.sleep(0.5 + random.random())
-    return make_storage(url, heartbeat=heartbeat, on_stale=on_stale)
-
-
-@contextlib.contextmanager
-def serialised(study: optuna.Study) -> Iterator[None]:
-    """One process at a time across machines (PostgreSQL advisory lock on the study's name):
-    topping up the budget and electing the finaliser must not interleave."""
-    engine = getattr(getattr(study._storage, "_backend", None), "engine", None)  # noqa: SLF001
-    if engine is None or engine.dialect.name != "postgresql":
-        yield  # SQLite: one machine; the finaliser's token still guards the common case
-        return
-    key = zlib.crc32(f"mlp-sweeps/{study.study_name}".encode())
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        try:
-            yield
-        finally:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+def serialised(url: str, study_name: str) -> contextlib.AbstractContextManager[None]:
+    """One process at a time, across machines on PostgreSQL (an advisory lock on the study's
+    name), across processes on SQLite (its lock file): topping up the budget and electing the
+    finaliser must not interleave."""
+    return store_lock(url, f"study/{study_name}")
 
 
 def make_sampler(cfg: SweepConfig, space: Space, *, worker: int = 0) -> BaseSampler:
@@ -155,16 +141,22 @@ def top_up(study: optuna.Study, n_trials: int) -> int:
     return max(0, missing)
 
 
-def claim(study: optuna.Study) -> optuna.Trial | None:
-    """Atomically take one WAITING trial (a ticket or a retry) and start it, or None."""
+def claim(study: optuna.Study, url: str) -> optuna.Trial | None:
+    """Atomically take one WAITING trial (a ticket or a retry) and start it, or None.
+
+    The storage's WAITING -> RUNNING update reads the trial ``FOR UPDATE``, which PostgreSQL and
+    MySQL honour and SQLite ignores: there, two workers could both take one ticket, so a SQLite
+    claim holds the store's lock."""
+    lock = store_lock(url, "claim") if sqlite_path(url) is not None else contextlib.nullcontext()
     storage = study._storage  # noqa: SLF001 - the storage's atomic state change is the point
-    for t in storage.get_all_trials(study._study_id, deepcopy=False,  # noqa: SLF001
-                                    states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
-                return optuna.Trial(study, t._trial_id)  # noqa: SLF001
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
+    with lock:
+        for t in storage.get_all_trials(study._study_id, deepcopy=False,  # noqa: SLF001
+                                        states=(TrialState.WAITING,)):
+            try:
+                if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
+                    return optuna.Trial(study, t._trial_id)  # noqa: SLF001
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
     return None
 
 

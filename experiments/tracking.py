@@ -26,6 +26,7 @@ from experiments import plots
 from experiments.cli import one_line
 from experiments.config import Config, flatten, to_yaml
 from experiments.runner import Trained, peak_memory_mb
+from experiments.stores import schema_lock
 from mlp import count_parameters, evaluate
 from mlp.data import raw_dir
 
@@ -40,7 +41,8 @@ def mask_url(url: str) -> str:
 def client_for(cfg: Config) -> tuple[MlflowClient, str]:
     """A client on ``mlflow.tracking_uri`` and the id of ``mlflow.experiment`` (created once)."""
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
-    client = MlflowClient(cfg.mlflow.tracking_uri)
+    with schema_lock(cfg.mlflow.tracking_uri):  # the client creates or migrates the store
+        client = MlflowClient(cfg.mlflow.tracking_uri)
     exp = client.get_experiment_by_name(cfg.mlflow.experiment)
     if exp is not None:
         return client, exp.experiment_id
