@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -111,7 +114,8 @@ def prepare(root: str | os.PathLike, *, allow_install: bool = True,
             raw.mkdir(parents=True, exist_ok=True)
             for name in SHA256:
                 _verify(debian_dir / name)
-                shutil.copyfile(debian_dir / name, raw / name)
+                with (debian_dir / name).open("rb") as src:
+                    _write_atomically(raw / name, lambda dst, src=src: shutil.copyfileobj(src, dst))
         elif allow_install:
             _torchvision_download(root)
         else:
@@ -120,9 +124,24 @@ def prepare(root: str | os.PathLike, *, allow_install: bool = True,
         _verify(raw / name)
         target = _unpacked(raw / name)
         if not target.exists():
-            with gzip.open(raw / name, "rb") as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+            with gzip.open(raw / name, "rb") as src:
+                _write_atomically(target, lambda dst, src=src: shutil.copyfileobj(src, dst))
     return raw
+
+
+def _write_atomically(target: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write ``target`` through a temporary file beside it, then rename it into place: processes
+    that prepare the data together (sweep workers on a fresh machine) never read half a file."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as dst:
+            fill(dst)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the data is not
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 @functools.lru_cache(maxsize=4)
