@@ -89,7 +89,7 @@ def throughput(workers: int, trials: int, data: str, quick: bool) -> float:
                 "model.width=32", "model.init=he", f"data.limit_train={3000 if quick else 10000}",
                 "data.val_size=2000", "train.epochs=3",
                 *_space(folder, {"optim.lr": f"choice({lrs})"})]
-        subprocess.run(args, cwd=folder, check=True, capture_output=True, text=True,
+        subprocess.run(args, cwd=folder, check=True, capture_output=True, text=True, timeout=1800,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
         study = optuna.load_study(study_name="mlp-sweep", storage=f"sqlite:///{folder}/optuna.db")
         done = [t for t in study.trials if t.datetime_complete]

@@ -134,7 +134,8 @@ def log_plots(ctx: SweepContext, study: optuna.Study) -> None:
     if len(done) >= 2 and len(done[0].params) >= 1:
         plots["importances"] = "plot_param_importances"
     parts = []
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    # Optuna's matplotlib plots switch the global style to ggplot: keep that to these figures.
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore")  # experimental-API and flat-axis notes from the plots
         for name, fn in plots.items():
             try:

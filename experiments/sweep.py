@@ -120,7 +120,7 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
                   flush=True)
             return failures
         optuna.storages.fail_stale_trials(study)
-        trial = claim(study)
+        trial = claim(study, ctx.cfg.sweep.storage)
         if trial is None:
             if counts(study)[TrialState.RUNNING]:
                 time.sleep(min(2.0, ctx.cfg.sweep.heartbeat))  # others' trials may come back
@@ -162,7 +162,7 @@ def _should_finalize(study: optuna.Study, cfg: Config, *, timed_out: bool) -> bo
     spent = timed_out or study._stop_flag or _epochs_spent(study, cfg.sweep.epoch_budget)  # noqa: SLF001
     if c[TrialState.RUNNING] or (not spent and (done < cfg.sweep.n_trials or c[TrialState.WAITING])):
         return False
-    with serialised(study):
+    with serialised(cfg.sweep.storage, study.study_name):
         if study.user_attrs.get("finalized_at") == done:
             return False
         token = uuid.uuid4().hex
@@ -214,13 +214,17 @@ def run_workers(ctx: SweepContext, study: optuna.Study) -> None:
         for p in procs:
             p.join()
         raise
+    crashed = [f"worker {i + 1} (exit code {p.exitcode})" for i, p in enumerate(procs) if p.exitcode]
+    if crashed:  # its trial is failed by the heartbeat and rerun; the user must hear of it
+        raise SweepError(f"{', '.join(crashed)} stopped with an error (see its output above); "
+                         "rerun the same command to resume the study")
 
 
 def sweep(ctx: SweepContext) -> dict[str, float]:
     """Run the study to its budget and finish it (plots, best config, one test evaluation)."""
     cfg = ctx.cfg
     study = start(ctx)
-    with serialised(study):  # workers starting together must not each add the whole budget
+    with serialised(cfg.sweep.storage, study.study_name):  # starting together, add the budget once
         added = top_up(study, cfg.sweep.n_trials)
     c, deadline = counts(study), _deadline(cfg)
     print(f"study {study.study_name!r} on {tracking.mask_url(cfg.sweep.storage)}: "
