@@ -1,8 +1,14 @@
 """Shared fixtures: the prepared data root and a throw-away MLflow store per test."""
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
+import optuna
 import pytest
+
+from experiments.study import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO / "data"
@@ -15,7 +21,36 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def _no_tracking_uri_leaks() -> Iterator[None]:
+    """The commands call ``mlflow.set_tracking_uri``, which also exports ``MLFLOW_TRACKING_URI``:
+    put both back after each test, so no later test or subprocess inherits that test's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(before)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
 def small_overrides(tmp_path: Path, *, epochs: int = 2, limit: int = 2000) -> list[str]:
     """Overrides for a quick run on a slice of the real data with a store under tmp_path."""
     return [f"data.root={DATA_ROOT}", f"data.limit_train={limit}", "data.val_size=1000",
             f"train.epochs={epochs}", f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db"]
+
+
+_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
+
+
+def load_study(url: str, name: str = "mlp-sweep") -> optuna.Study:
+    """A study read while other processes may still be creating its store: through the sweep's
+    own opener (the store's schema lock), one engine per URL so polling piles up no connections.
+    Raises KeyError while the study does not exist yet."""
+    if url not in _STORAGES:
+        _STORAGES[url] = open_storage(url)
+    return optuna.load_study(study_name=name, storage=_STORAGES[url])
+
+
+def forget_storage(url: str) -> None:
+    """Close the engine :func:`load_study` keeps for ``url`` (before its database is dropped)."""
+    if url in _STORAGES:
+        _STORAGES.pop(url).engine.dispose()

@@ -5,6 +5,7 @@ independent ``python -m experiments.sweep`` workers with identical overrides (wh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,8 +25,8 @@ from optuna.trial import TrialState
 
 from experiments import sweep, tracking
 from experiments.bench_workers import ADMIN_URL, TINY_SPACE, TrackingServer, free_port, scratch_database
-from experiments.study import serialised, top_up
-from tests.conftest import DATA_ROOT, REPO
+from experiments.study import claim, open_storage, serialised, top_up
+from tests.conftest import DATA_ROOT, REPO, forget_storage, load_study
 
 
 def _postgres_problem() -> str | None:
@@ -54,8 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]
 def storage() -> Iterator[str]:
     with scratch_database(prefix="test_optuna") as url:
         yield url
-        if url in _STORAGES:
-            _STORAGES.pop(url).engine.dispose()
+        forget_storage(url)
 
 
 def _overrides(storage: str, server: TrackingServer, experiment: str, n: int, *extra: str) -> list[str]:
@@ -70,17 +70,19 @@ class Workers:
     def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.cwd, self.procs = cwd, []
         self.env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-                    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", **(env or {})}
+                    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "PYTHONUNBUFFERED": "1",
+                    **(env or {})}
 
     def start(self, overrides: list[str]) -> subprocess.Popen:
         log = open(self.cwd / f"worker-{len(self.procs)}.log", "w+")  # closed in wait()
         proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *overrides], cwd=self.cwd,
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # killed with its spawned workers
         proc.log = log  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
 
-    def wait(self, timeout: float = 150) -> list[tuple[int, str]]:
+    def wait(self, timeout: float = 600) -> list[tuple[int, str]]:
         deadline = time.monotonic() + timeout
         out = []
         for p in self.procs:
@@ -90,14 +92,22 @@ class Workers:
             p.log.close()
         return out
 
+    def said(self, text: str) -> bool | None:
+        """True once some worker has printed ``text``, else None (for :func:`_wait_for`)."""
+        for p in self.procs:
+            p.log.flush()
+            if text in Path(p.log.name).read_text():
+                return True
+        return None
+
     def __enter__(self) -> Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
         for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
 
 
 def _wait_for(predicate, what: str, timeout: float = 120):
@@ -110,13 +120,8 @@ def _wait_for(predicate, what: str, timeout: float = 120):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-_STORAGES: dict[str, optuna.storages.RDBStorage] = {}
-
-
 def _study(storage: str) -> optuna.Study:
-    if storage not in _STORAGES:  # one engine per database: polling must not pile up connections
-        _STORAGES[storage] = optuna.storages.RDBStorage(storage)
-    return optuna.load_study(study_name="mlp-sweep", storage=_STORAGES[storage])
+    return load_study(storage)
 
 
 def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
@@ -129,20 +134,34 @@ def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
 def _runs(server: TrackingServer, experiment: str, kind: str) -> list:
     client = MlflowClient(server.uri)
     exp = client.get_experiment_by_name(experiment)
+    if exp is None:  # no worker has created the experiment yet
+        return []
     return client.search_runs([exp.experiment_id], f"tags.kind = '{kind}'", max_results=1000)
 
 
-def _check_children(server: TrackingServer, experiment: str, study: optuna.Study, epochs: int) -> dict:
-    """One FINISHED child run per COMPLETE trial, under the one parent, with every epoch logged."""
-    client = MlflowClient(server.uri)
-    parents = _runs(server, experiment, "study")
-    assert [p.info.run_id for p in parents] == [study.user_attrs["mlflow_parent_run_id"]]
+def _finished_children(server: TrackingServer, experiment: str) -> dict[int, list]:
+    """The FINISHED trial runs, by trial number."""
     children: dict[int, list] = {}
     for run in _runs(server, experiment, "trial"):
         if run.info.status == "FINISHED":
             children.setdefault(int(run.data.tags["optuna.trial"]), []).append(run)
+    return children
+
+
+def _check_children(server: TrackingServer, experiment: str, study: optuna.Study, epochs: int) -> dict:
+    """One FINISHED child run per COMPLETE trial, under the one parent, with every epoch logged
+    (once every worker has exited)."""
+    children = _finished_children(server, experiment)
     complete = [t.number for t in study.trials if t.state == TrialState.COMPLETE]
     assert sorted(children) == sorted(complete)
+    return _check_runs(server, experiment, study, children, epochs)
+
+
+def _check_runs(server: TrackingServer, experiment: str, study: optuna.Study, children: dict[int, list],
+                epochs: int) -> dict:
+    client = MlflowClient(server.uri)
+    parents = _runs(server, experiment, "study")
+    assert [p.info.run_id for p in parents] == [study.user_attrs["mlflow_parent_run_id"]]
     for number, runs in children.items():
         assert len(runs) == 1, f"trial {number} has {len(runs)} finished runs"
         run = runs[0]
@@ -152,6 +171,17 @@ def _check_children(server: TrackingServer, experiment: str, study: optuna.Study
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             assert sorted(steps) == list(range(1, epochs + 1)), (number, key, steps)
     return {n: runs[0] for n, runs in children.items()}
+
+
+def _settled_children(server: TrackingServer, experiment: str, storage: str) -> dict[int, list] | None:
+    """The FINISHED trial runs once they are exactly the COMPLETE trials (at least one), else None.
+
+    A worker tells Optuna first and closes the trial's MLflow run just after, so while workers
+    run the two stores can differ for a moment. MLflow is read first: a run FINISHED there is
+    COMPLETE in Optuna for good, so equal sets mean the two agreed when MLflow was read."""
+    children = _finished_children(server, experiment)
+    complete = {t.number for t in _trials(storage) if t.state == TrialState.COMPLETE}
+    return children if complete and set(children) == complete else None
 
 
 @pytest.mark.slow
@@ -183,16 +213,21 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
     with Workers(tmp_path) as workers:
         procs = {workers.start(args).pid: None for _ in range(3)}
 
-        def running_trial():
+        def worker_mid_trial() -> int | None:
+            """A worker with a trial in its first half (of 12 epochs): killing it now kills that
+            trial, not one about to finish."""
             for t in _trials(storage):
                 pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
-                if t.state == TrialState.RUNNING and t.intermediate_values and pid in procs:
-                    return t.number, pid
+                if t.state == TrialState.RUNNING and 1 <= len(t.intermediate_values) <= 6 and pid in procs:
+                    return pid
             return None
 
-        victim, pid = _wait_for(running_trial, "a trial in progress")
-        done_before = {t.number for t in _trials(storage) if t.state == TrialState.COMPLETE}
+        pid = _wait_for(worker_mid_trial, "a worker in the middle of a trial")
         os.kill(pid, signal.SIGKILL)
+        # Its trial stays RUNNING until a live worker finds it stale (3 s after its last beat).
+        (victim,) = [t.number for t in _trials(storage) if t.state == TrialState.RUNNING
+                     and t.user_attrs.get("worker", "").endswith(f":{pid}")]
+        done_before = {t.number for t in _trials(storage) if t.state == TrialState.COMPLETE}
         results = workers.wait()
     codes = {p.pid: code for p, (code, _) in zip(workers.procs, results, strict=True)}
     assert codes.pop(pid) == -signal.SIGKILL and all(c == 0 for c in codes.values()), results
@@ -217,43 +252,45 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
 @needs_postgres
 def test_a_tracking_server_restart_mid_study_loses_nothing(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
-    exp, n = f"restart-{uuid.uuid4().hex[:8]}", 6
-    args = _overrides(storage, server, exp, n, "train.epochs=3")
+    exp, n, epochs = f"restart-{uuid.uuid4().hex[:8]}", 12, 8
+    # Not the quick form (at most 6 trials, 3 epochs): trials of a second or two, and plenty of
+    # them left to run while the server is down.
+    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=6000",
+                      "data.val_size=1000", f"train.epochs={epochs}")
     # No client-side HTTP retries: the outage reaches the sweep's own queue (tracking.Outbox).
     with Workers(tmp_path, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}) as workers:
         for _ in range(2):
             workers.start(args)
-        _wait_for(lambda: [t for t in _trials(storage) if t.state == TrialState.COMPLETE] or None,
-                  "a first complete trial")
-        before = _check_children(server, exp, _study(storage), epochs=3)
+        settled = _wait_for(lambda: _settled_children(server, exp, storage),
+                            "a first complete trial with its MLflow run closed")
+        before = _check_runs(server, exp, _study(storage), settled, epochs=epochs)
         server.stop()
-        time.sleep(3)
+        _wait_for(lambda: workers.said("queued until the tracking server answers"),
+                  "a worker to queue an MLflow call while the tracking server is down")
         server.start()
         results = workers.wait()
     assert all(code == 0 for code, _ in results), results
     output = "\n".join(out for _, out in results)
-    assert "queued until the tracking server answers" in output
     assert "all of them were logged later" in output and "could not be logged" not in output
     study = _study(storage)
     assert sorted(t.number for t in study.trials) == list(range(n))
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    after = _check_children(server, exp, study, epochs=3)
+    after = _check_children(server, exp, study, epochs=epochs)
     assert all(after[k].info.run_id == run.info.run_id for k, run in before.items())
     assert _runs(server, exp, "study")[0].info.status == "FINISHED"
 
 
-@needs_postgres
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_workers_starting_together_add_the_budget_once(storage: str) -> None:
-    """Four processes' worth of storages top up one new study at the same moment."""
-    storages = [optuna.storages.RDBStorage(storage) for _ in range(4)]
+def _top_up_together(url: str) -> int:
+    """Four storages (as four processes would hold) top up one new study at the same moment;
+    returns the number of tickets it then has (8 wanted; without the lock up to 32)."""
+    storages = [open_storage(url) for _ in range(4)]
     optuna.create_study(study_name="s", storage=storages[0])
     studies = [optuna.load_study(study_name="s", storage=s) for s in storages]
     barrier = threading.Barrier(len(studies))
 
     def start(study: optuna.Study) -> None:
         barrier.wait()
-        with serialised(study):  # the lock sweep() takes around top_up
+        with serialised(url, "s"):  # the lock sweep() takes around top_up
             top_up(study, 8)
 
     threads = [threading.Thread(target=start, args=(s,)) for s in studies]
@@ -261,9 +298,21 @@ def test_workers_starting_together_add_the_budget_once(storage: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(studies[0].trials) == 8  # without the lock: up to 32 tickets
+    total = len(studies[0].trials)
     for s in storages:
         s.engine.dispose()
+    return total
+
+
+@needs_postgres
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_workers_starting_together_add_the_budget_once(storage: str) -> None:
+    assert _top_up_together(storage) == 8
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_workers_starting_together_on_sqlite_add_the_budget_once(tmp_path: Path) -> None:
+    assert _top_up_together(f"sqlite:///{tmp_path}/optuna.db") == 8
 
 
 @pytest.mark.parametrize("url", [
@@ -332,3 +381,29 @@ def test_the_outbox_reports_what_it_could_not_send_and_reraises_rejections(
 
     with pytest.raises(MlflowException):  # a rejected request is a bug to see, not to queue
         tracking.Outbox(pause=0.0).call("params", rejected)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_workers_claiming_together_on_sqlite_never_take_one_ticket_twice(tmp_path: Path) -> None:
+    """SQLite ignores SELECT ... FOR UPDATE: without the store's lock, two workers' claims can
+    both move one WAITING ticket to RUNNING and train the same trial."""
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    storages = [open_storage(url) for _ in range(4)]
+    optuna.create_study(study_name="s", storage=storages[0])
+    top_up(optuna.load_study(study_name="s", storage=storages[0]), 60)
+    studies = [optuna.load_study(study_name="s", storage=s) for s in storages]
+    barrier, taken = threading.Barrier(len(studies)), []
+
+    def work(study: optuna.Study) -> None:
+        barrier.wait()
+        while (trial := claim(study, url)) is not None:
+            taken.append(trial.number)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in studies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in storages:
+        s.engine.dispose()
+    assert sorted(taken) == list(range(60))  # each ticket claimed once

@@ -1,5 +1,8 @@
 """Worker processes on one SQLite study: sweep.workers=2, and a worker killed mid-trial."""
 
+from __future__ import annotations
+
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import DATA_ROOT, REPO
+from tests.conftest import DATA_ROOT, REPO, load_study
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +39,7 @@ def _env() -> dict[str, str]:
 
 
 def _study(tmp: Path) -> optuna.Study:
-    return optuna.load_study(study_name="mlp-sweep", storage=f"sqlite:///{tmp}/optuna.db")
+    return load_study(f"sqlite:///{tmp}/optuna.db")
 
 
 def _trial_runs(tmp: Path) -> dict[int, object]:
@@ -46,10 +49,39 @@ def _trial_runs(tmp: Path) -> dict[int, object]:
     return {int(r.data.tags["optuna.trial"]): r for r in runs}
 
 
+class Sweeps:
+    """``python -m experiments.sweep`` processes, each in a session of its own with its output in
+    a file (a pipe nobody reads would fill and stall it); whatever is left running at the end,
+    spawned workers included, is killed."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp, self.procs = tmp, []
+
+    def start(self, args: list[str]) -> subprocess.Popen:
+        with open(self.tmp / f"sweep-{len(self.procs)}.log", "w") as log:
+            proc = subprocess.Popen(args, cwd=self.tmp, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def output(self, proc: subprocess.Popen) -> str:
+        return (self.tmp / f"sweep-{self.procs.index(proc)}.log").read_text()[-3000:]
+
+    def __enter__(self) -> Sweeps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
-    proc = subprocess.run(_args(tmp_path, 6, "sweep.workers=2"), cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    with Sweeps(tmp_path) as sweeps:
+        proc = sweeps.start(_args(tmp_path, 6, "sweep.workers=2"))
+        proc.wait(timeout=900)  # sweep.quick stops starting trials after 300 s
+        assert proc.returncode == 0, sweeps.output(proc)
     trials = _study(tmp_path).trials
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -62,16 +94,18 @@ def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
 
 def test_a_worker_killed_mid_trial_is_recovered(tmp_path: Path) -> None:
     args = _args(tmp_path, 6, "sweep.heartbeat=1")
-    # Start one worker, let it create the study, then a second one that attaches.
-    workers = [subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)]
-    victim = _wait_for_running_trial(tmp_path, workers[0].pid)
-    workers.append(subprocess.Popen(args, cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True))
-    os.kill(workers[0].pid, signal.SIGKILL)
-    workers[0].wait(timeout=30)
-    _, err = workers[1].communicate(timeout=300)
-    assert workers[1].returncode == 0, err[-3000:]
+    with Sweeps(tmp_path) as sweeps:
+        # One worker creates the study and is killed in the middle of a trial (after its first
+        # of three epochs); then a second worker attaches and must recover that trial.
+        first = sweeps.start(args)
+        _wait_for_trial_in_progress(tmp_path, first.pid)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        (victim,) = [t.number for t in _study(tmp_path).get_trials(states=(TrialState.RUNNING,))
+                     if t.user_attrs.get("worker", "").endswith(f":{first.pid}")]
+        second = sweeps.start(args)
+        second.wait(timeout=900)
+        assert second.returncode == 0, sweeps.output(second)
 
     study = _study(tmp_path)
     killed = study.trials[victim]
@@ -83,15 +117,16 @@ def test_a_worker_killed_mid_trial_is_recovered(tmp_path: Path) -> None:
     assert _trial_runs(tmp_path)[victim].info.status == "FAILED"
 
 
-def _wait_for_running_trial(tmp: Path, pid: int) -> int:
-    deadline = time.monotonic() + 120
+def _wait_for_trial_in_progress(tmp: Path, pid: int) -> None:
+    """Until worker ``pid`` is training a trial with one epoch of its three reported (so killing
+    it now kills that trial, not one that is about to finish)."""
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if (tmp / "optuna.db").exists():
-            try:
-                for t in _study(tmp).get_trials(states=(TrialState.RUNNING,)):
-                    if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.intermediate_values:
-                        return t.number
-            except (KeyError, optuna.exceptions.StorageInternalError):
-                pass
-        time.sleep(0.2)
-    raise AssertionError("the first worker never ran a trial")
+        try:
+            for t in _study(tmp).get_trials(states=(TrialState.RUNNING,)):
+                if t.user_attrs.get("worker", "").endswith(f":{pid}") and len(t.intermediate_values) == 1:
+                    return
+        except KeyError:  # the worker has not created the study yet
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the first worker never reached the middle of a trial within 300 s")
