@@ -1,17 +1,35 @@
 """Shared fixtures: the prepared data root and a throw-away MLflow store per test."""
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import mlflow
 import optuna
 import pytest
 
+from experiments.bench_workers import ADMIN_URL
 from experiments.study import open_storage
+from experiments.tracking import mask_url
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO / "data"
+
+
+def _postgres_problem() -> str | None:
+    try:
+        import psycopg2
+
+        psycopg2.connect(ADMIN_URL, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no server to test against
+        return f"no PostgreSQL at {mask_url(ADMIN_URL)}: {exc}"
+    return None
+
+
+_NO_POSTGRES = _postgres_problem()
+needs_postgres = pytest.mark.skipif(_NO_POSTGRES is not None, reason=str(_NO_POSTGRES))
 
 
 @pytest.fixture()
@@ -54,3 +72,18 @@ def forget_storage(url: str) -> None:
     """Close the engine :func:`load_study` keeps for ``url`` (before its database is dropped)."""
     if url in _STORAGES:
         _STORAGES.pop(url).engine.dispose()
+
+
+T = TypeVar("T")
+
+
+def wait_for(found: Callable[[], T | None], what: str, *, timeout: float = 120, every: float = 0.2) -> T:
+    """Poll ``found()`` until it returns something other than None, and return that; fail with
+    ``what`` after ``timeout`` seconds. Tests wait for exactly the condition they then assert."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = found()
+        if value is not None:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")

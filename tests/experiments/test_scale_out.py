@@ -5,12 +5,8 @@ independent ``python -m experiments.sweep`` workers with identical overrides (wh
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,29 +14,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from experiments import sweep, tracking
-from experiments.bench_workers import ADMIN_URL, TINY_SPACE, TrackingServer, free_port, scratch_database
-from experiments.study import claim, open_storage, serialised, top_up
-from tests.conftest import DATA_ROOT, REPO, forget_storage, load_study
-
-
-def _postgres_problem() -> str | None:
-    try:
-        import psycopg2
-
-        psycopg2.connect(ADMIN_URL, connect_timeout=3).close()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no server to test against
-        return f"no PostgreSQL at {tracking.mask_url(ADMIN_URL)}: {exc}"
-    return None
-
-
-_NO_POSTGRES = _postgres_problem()
-needs_postgres = pytest.mark.skipif(_NO_POSTGRES is not None, reason=str(_NO_POSTGRES))
+from experiments import sweep
+from experiments.bench_workers import TINY_SPACE, TrackingServer, free_port, scratch_database
+from tests.conftest import DATA_ROOT, forget_storage, load_study, needs_postgres, wait_for
+from tests.sweeps import Sweeps
 
 
 @pytest.fixture(scope="module")
@@ -63,61 +43,7 @@ def _overrides(storage: str, server: TrackingServer, experiment: str, n: int, *e
             f"mlflow.experiment={experiment}", f"sweep.n_trials={n}", f"data.root={DATA_ROOT}",
             "sweep.quick=true", "sweep.pruner=none", "sweep.retrain_best=false", TINY_SPACE, *extra]
 
-
-class Workers:
-    """Independent ``python -m experiments.sweep`` processes; any left running are killed."""
-
-    def __init__(self, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.cwd, self.procs = cwd, []
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-                    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "PYTHONUNBUFFERED": "1",
-                    **(env or {})}
-
-    def start(self, overrides: list[str]) -> subprocess.Popen:
-        log = open(self.cwd / f"worker-{len(self.procs)}.log", "w+")  # closed in wait()
-        proc = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *overrides], cwd=self.cwd,
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)  # killed with its spawned workers
-        proc.log = log  # type: ignore[attr-defined]
-        self.procs.append(proc)
-        return proc
-
-    def wait(self, timeout: float = 600) -> list[tuple[int, str]]:
-        deadline = time.monotonic() + timeout
-        out = []
-        for p in self.procs:
-            code = p.wait(timeout=max(1.0, deadline - time.monotonic()))
-            p.log.seek(0)
-            out.append((code, p.log.read()))
-            p.log.close()
-        return out
-
-    def said(self, text: str) -> bool | None:
-        """True once some worker has printed ``text``, else None (for :func:`_wait_for`)."""
-        for p in self.procs:
-            p.log.flush()
-            if text in Path(p.log.name).read_text():
-                return True
-        return None
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-def _wait_for(predicate, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found is not None:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+WORKER_ENV = {"OMP_NUM_THREADS": "1"}  # one thread each, as the compose workers
 
 
 def _study(storage: str) -> optuna.Study:
@@ -190,7 +116,7 @@ def test_independent_workers_and_a_spawning_one_run_exactly_the_budget(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
     exp, n = f"share-{uuid.uuid4().hex[:8]}", 6
     args = _overrides(storage, server, exp, n)
-    with Workers(tmp_path) as workers:
+    with Sweeps(tmp_path, env=WORKER_ENV) as workers:
         for extra in ([], [], ["sweep.workers=2"]):  # what compose runs, plus sweep.workers=N
             workers.start([*args, *extra])
         results = workers.wait()
@@ -210,7 +136,7 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
     exp, n = f"kill-{uuid.uuid4().hex[:8]}", 5
     args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=3000",
                       "data.val_size=1000", "train.epochs=12", "sweep.heartbeat=1")
-    with Workers(tmp_path) as workers:
+    with Sweeps(tmp_path, env=WORKER_ENV) as workers:
         procs = {workers.start(args).pid: None for _ in range(3)}
 
         def worker_mid_trial() -> int | None:
@@ -222,7 +148,7 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
                     return pid
             return None
 
-        pid = _wait_for(worker_mid_trial, "a worker in the middle of a trial")
+        pid = wait_for(worker_mid_trial, "a worker in the middle of a trial")
         os.kill(pid, signal.SIGKILL)
         # Its trial stays RUNNING until a live worker finds it stale (3 s after its last beat).
         (victim,) = [t.number for t in _trials(storage) if t.state == TrialState.RUNNING
@@ -258,14 +184,14 @@ def test_a_tracking_server_restart_mid_study_loses_nothing(
     args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=6000",
                       "data.val_size=1000", f"train.epochs={epochs}")
     # No client-side HTTP retries: the outage reaches the sweep's own queue (tracking.Outbox).
-    with Workers(tmp_path, env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}) as workers:
+    with Sweeps(tmp_path, env={**WORKER_ENV, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}) as workers:
         for _ in range(2):
             workers.start(args)
-        settled = _wait_for(lambda: _settled_children(server, exp, storage),
+        settled = wait_for(lambda: _settled_children(server, exp, storage),
                             "a first complete trial with its MLflow run closed")
         before = _check_runs(server, exp, _study(storage), settled, epochs=epochs)
         server.stop()
-        _wait_for(lambda: workers.said("queued until the tracking server answers"),
+        wait_for(lambda: workers.said("queued until the tracking server answers"),
                   "a worker to queue an MLflow call while the tracking server is down")
         server.start()
         results = workers.wait()
@@ -278,41 +204,6 @@ def test_a_tracking_server_restart_mid_study_loses_nothing(
     after = _check_children(server, exp, study, epochs=epochs)
     assert all(after[k].info.run_id == run.info.run_id for k, run in before.items())
     assert _runs(server, exp, "study")[0].info.status == "FINISHED"
-
-
-def _top_up_together(url: str) -> int:
-    """Four storages (as four processes would hold) top up one new study at the same moment;
-    returns the number of tickets it then has (8 wanted; without the lock up to 32)."""
-    storages = [open_storage(url) for _ in range(4)]
-    optuna.create_study(study_name="s", storage=storages[0])
-    studies = [optuna.load_study(study_name="s", storage=s) for s in storages]
-    barrier = threading.Barrier(len(studies))
-
-    def start(study: optuna.Study) -> None:
-        barrier.wait()
-        with serialised(url, "s"):  # the lock sweep() takes around top_up
-            top_up(study, 8)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in studies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    total = len(studies[0].trials)
-    for s in storages:
-        s.engine.dispose()
-    return total
-
-
-@needs_postgres
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_workers_starting_together_add_the_budget_once(storage: str) -> None:
-    assert _top_up_together(storage) == 8
-
-
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_workers_starting_together_on_sqlite_add_the_budget_once(tmp_path: Path) -> None:
-    assert _top_up_together(f"sqlite:///{tmp_path}/optuna.db") == 8
 
 
 @pytest.mark.parametrize("url", [
@@ -341,69 +232,3 @@ def test_an_unreachable_tracking_server_fails_fast_before_training(
     assert err.startswith("error: cannot reach mlflow.tracking_uri=http://user:***@127.0.0.1:")
     assert "s3cret" not in err and "\n" not in err
     assert not (workdir / "optuna.db").exists()  # nothing was created, nothing trained
-
-
-class _Flaky:
-    """A stand-in for an MLflow call: fails like an unreachable server while ``down``."""
-
-    def __init__(self) -> None:
-        self.down, self.sent = True, []
-
-    def __call__(self, value: int) -> int:
-        if self.down:
-            raise MlflowException("API request to http://u:pw@h/api failed: Connection refused")
-        self.sent.append(value)
-        return value
-
-
-def test_the_outbox_queues_while_the_server_is_down_and_replays_in_order(
-        capsys: pytest.CaptureFixture) -> None:
-    box, call = tracking.Outbox(pause=0.0), _Flaky()
-    assert box.call("first", call, 1) is None  # fails: queued, the trial goes on
-    assert box.call("second", call, 2) is None  # still down: queued behind it
-    assert "u:***@h" in capsys.readouterr().err
-    call.down = False
-    assert box.call("third", call, 3) == 3  # the server is back: the queue goes first
-    assert call.sent == [1, 2, 3] and not box.queue
-    assert box.finish(wait=0) is True
-    assert "2 call(s) failed while the tracking server was unreachable" in capsys.readouterr().out
-
-
-def test_the_outbox_reports_what_it_could_not_send_and_reraises_rejections(
-        capsys: pytest.CaptureFixture) -> None:
-    box, call = tracking.Outbox(pause=0.0), _Flaky()
-    box.call("trial 3: epoch 1 metrics", call, 1)
-    assert box.finish(wait=0) is False
-    assert "1 call(s) could not be logged: trial 3: epoch 1 metrics" in capsys.readouterr().err
-
-    def rejected() -> None:
-        raise MlflowException("bad param", error_code=INVALID_PARAMETER_VALUE)
-
-    with pytest.raises(MlflowException):  # a rejected request is a bug to see, not to queue
-        tracking.Outbox(pause=0.0).call("params", rejected)
-
-
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_workers_claiming_together_on_sqlite_never_take_one_ticket_twice(tmp_path: Path) -> None:
-    """SQLite ignores SELECT ... FOR UPDATE: without the store's lock, two workers' claims can
-    both move one WAITING ticket to RUNNING and train the same trial."""
-    url = f"sqlite:///{tmp_path}/optuna.db"
-    storages = [open_storage(url) for _ in range(4)]
-    optuna.create_study(study_name="s", storage=storages[0])
-    top_up(optuna.load_study(study_name="s", storage=storages[0]), 60)
-    studies = [optuna.load_study(study_name="s", storage=s) for s in storages]
-    barrier, taken = threading.Barrier(len(studies)), []
-
-    def work(study: optuna.Study) -> None:
-        barrier.wait()
-        while (trial := claim(study, url)) is not None:
-            taken.append(trial.number)
-
-    threads = [threading.Thread(target=work, args=(s,)) for s in studies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in storages:
-        s.engine.dispose()
-    assert sorted(taken) == list(range(60))  # each ticket claimed once

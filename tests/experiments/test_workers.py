@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -15,7 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import DATA_ROOT, REPO, load_study
+from tests.conftest import DATA_ROOT, load_study, wait_for
+from tests.sweeps import Sweeps
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +22,13 @@ def _args(tmp: Path, n: int, *extra: str) -> list[str]:
     (tmp / "conf" / "search").mkdir(parents=True, exist_ok=True)
     (tmp / "conf" / "search" / "lr.yaml").write_text(
         "# learning rate only\nparams:\n  optim.lr: tag(log, interval(0.05, 0.5))\n")
-    return [sys.executable, "-m", "experiments.sweep", f"data.root={DATA_ROOT}", "sweep.quick=true",
+    return [f"data.root={DATA_ROOT}", "sweep.quick=true",
             f"hydra.searchpath=[file://{tmp}/conf]", "search=lr", "model.depth=2",
             "model.width=1024", "data.limit_train=6000", "train.epochs=3", "model.init=he",
             "sweep.pruner=none",
             "sweep.sampler=random", "sweep.retrain_best=false", f"sweep.n_trials={n}",
             f"sweep.storage=sqlite:///{tmp}/optuna.db", f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
             *extra]
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def _study(tmp: Path) -> optuna.Study:
@@ -47,34 +40,6 @@ def _trial_runs(tmp: Path) -> dict[int, object]:
     exp = client.get_experiment_by_name("mlp")
     runs = client.search_runs([exp.experiment_id], "tags.kind = 'trial'", max_results=500)
     return {int(r.data.tags["optuna.trial"]): r for r in runs}
-
-
-class Sweeps:
-    """``python -m experiments.sweep`` processes, each in a session of its own with its output in
-    a file (a pipe nobody reads would fill and stall it); whatever is left running at the end,
-    spawned workers included, is killed."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp, self.procs = tmp, []
-
-    def start(self, args: list[str]) -> subprocess.Popen:
-        with open(self.tmp / f"sweep-{len(self.procs)}.log", "w") as log:
-            proc = subprocess.Popen(args, cwd=self.tmp, env=_env(), stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def output(self, proc: subprocess.Popen) -> str:
-        return (self.tmp / f"sweep-{self.procs.index(proc)}.log").read_text()[-3000:]
-
-    def __enter__(self) -> Sweeps:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
@@ -120,13 +85,12 @@ def test_a_worker_killed_mid_trial_is_recovered(tmp_path: Path) -> None:
 def _wait_for_trial_in_progress(tmp: Path, pid: int) -> None:
     """Until worker ``pid`` is training a trial with one epoch of its three reported (so killing
     it now kills that trial, not one that is about to finish)."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+    def in_progress() -> bool | None:
         try:
-            for t in _study(tmp).get_trials(states=(TrialState.RUNNING,)):
-                if t.user_attrs.get("worker", "").endswith(f":{pid}") and len(t.intermediate_values) == 1:
-                    return
+            trials = _study(tmp).get_trials(states=(TrialState.RUNNING,))
         except KeyError:  # the worker has not created the study yet
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the first worker never reached the middle of a trial within 300 s")
+            return None
+        return any(t.user_attrs.get("worker", "").endswith(f":{pid}") and len(t.intermediate_values) == 1
+                   for t in trials) or None
+
+    wait_for(in_progress, "the first worker to be in the middle of a trial", timeout=300, every=0.1)

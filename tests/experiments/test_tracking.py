@@ -1,0 +1,48 @@
+"""The MLflow adapter's queue for calls made while the tracking server is unreachable."""
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from experiments import tracking
+
+
+class _Flaky:
+    """A stand-in for an MLflow call: fails like an unreachable server while ``down``."""
+
+    def __init__(self) -> None:
+        self.down, self.sent = True, []
+
+    def __call__(self, value: int) -> int:
+        if self.down:
+            raise MlflowException("API request to http://u:pw@h/api failed: Connection refused")
+        self.sent.append(value)
+        return value
+
+
+def test_the_outbox_queues_while_the_server_is_down_and_replays_in_order(
+        capsys: pytest.CaptureFixture) -> None:
+    box, call = tracking.Outbox(pause=0.0), _Flaky()
+    assert box.call("first", call, 1) is None  # fails: queued, the trial goes on
+    assert box.call("second", call, 2) is None  # still down: queued behind it
+    assert "u:***@h" in capsys.readouterr().err
+    call.down = False
+    assert box.call("third", call, 3) == 3  # the server is back: the queue goes first
+    assert call.sent == [1, 2, 3] and not box.queue
+    assert box.finish(wait=0) is True
+    assert "2 call(s) failed while the tracking server was unreachable" in capsys.readouterr().out
+
+
+def test_the_outbox_reports_what_it_could_not_send_and_reraises_rejections(
+        capsys: pytest.CaptureFixture) -> None:
+    box, call = tracking.Outbox(pause=0.0), _Flaky()
+    box.call("trial 3: epoch 1 metrics", call, 1)
+    assert box.finish(wait=0) is False
+    assert "1 call(s) could not be logged: trial 3: epoch 1 metrics" in capsys.readouterr().err
+
+    def rejected() -> None:
+        raise MlflowException("bad param", error_code=INVALID_PARAMETER_VALUE)
+
+    with pytest.raises(MlflowException):  # a rejected request is a bug to see, not to queue
+        tracking.Outbox(pause=0.0).call("params", rejected)
+
