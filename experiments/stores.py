@@ -14,6 +14,7 @@ system serialises them.
 from __future__ import annotations
 
 import contextlib
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +49,8 @@ def store_lock(url: str, key: str = "schema", *, timeout: float = LOCK_TIMEOUT) 
     ``<file>.lock``, for every key: the steps it guards are short and never nested."""
     path = sqlite_path(url)
     if path is not None:
-        if not path.parent.is_dir():  # SQLite itself says what is wrong with the path
-            yield
+        if not os.access(path.parent, os.W_OK):  # missing or read-only: no process creates a
+            yield  # store there, and SQLite itself says what is wrong with the path
             return
         with FileLock(f"{path}.lock", timeout=timeout):
             yield
