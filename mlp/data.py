@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -115,7 +115,7 @@ def prepare(root: str | os.PathLike, *, allow_install: bool = True,
             for name in SHA256:
                 _verify(debian_dir / name)
                 with (debian_dir / name).open("rb") as src:
-                    _write_atomically(raw / name, lambda dst, src=src: shutil.copyfileobj(src, dst))
+                    _write_atomically(raw / name, src)
         elif allow_install:
             _torchvision_download(root)
         else:
@@ -125,17 +125,18 @@ def prepare(root: str | os.PathLike, *, allow_install: bool = True,
         target = _unpacked(raw / name)
         if not target.exists():
             with gzip.open(raw / name, "rb") as src:
-                _write_atomically(target, lambda dst, src=src: shutil.copyfileobj(src, dst))
+                _write_atomically(target, src)
     return raw
 
 
-def _write_atomically(target: Path, fill: Callable[[BinaryIO], object]) -> None:
-    """Write ``target`` through a temporary file beside it, then rename it into place: processes
-    that prepare the data together (sweep workers on a fresh machine) never read half a file."""
+def _write_atomically(target: Path, src: BinaryIO) -> None:
+    """Copy ``src`` to ``target`` through a temporary file beside it, then rename it into place:
+    processes that prepare the data together (sweep workers on a fresh machine) never read half
+    a file."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as dst:
-            fill(dst)
+            shutil.copyfileobj(src, dst)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the data is not
         os.replace(tmp, target)
     except BaseException:
