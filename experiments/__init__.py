@@ -1,10 +1,9 @@
-"""Experiment plumbing: Hydra configs, Optuna studies and MLflow tracking around ``mlp``."""
+"""Experiment plumbing: Hydra configs, Optuna studies and MLflow tracking around ``mlp``.
 
-import torch
-
-# Saturated tanh/sigmoid layers at high learning rates produce subnormal floats, which run
-# 5-15x slower on x86 CPUs. Flushing them to zero must happen before torch starts its
-# thread pool: the pool's threads inherit this thread's floating-point mode.
-torch.set_flush_denormal(True)
+Commands (``python -m experiments.NAME``) are the modules at this level, with the shared config
+(``config``) and command-line plumbing (``cli``). Below them, one way down: the study engine
+(``study``) and the read side (``results``), then ``training``, ``tracking``, ``stores`` and
+finally ``mlp``. Benchmarks live in ``bench``. Importing any of it does nothing but import.
+"""
 
 __all__: list[str] = []

@@ -1,15 +1,20 @@
-"""Shared command-line plumbing: one-line errors with exit code 2, and progress output."""
+"""Shared command-line plumbing: one-line errors with exit code 2, Hydra's own flags, and
+progress output."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any, NoReturn
 
+from hydra import compose
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments.config import ConfigError
+from experiments.config import CONFIG_NAME, ConfigError, hydra_session, with_local_conf
 
 USAGE_ERRORS = (ConfigError, HydraException, OmegaConfBaseException)
 
@@ -31,10 +36,72 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on stderr and exit."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+class UsageError(ValueError):
+    """Bad input (unknown study, missing store, malformed filter): one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, ``error: ...``, with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        fail(f"{message} (see {self.prog} --help)")
+        raise AssertionError  # fail() exits
+
+
+INFO = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+FLAGS_HELP = """Hydra's flags:
+  --cfg, -c job|hydra|all   print the composed config (job: the run's keys) and exit
+  --package, -p PACKAGE     with --cfg: only this part of the config, e.g. model
+  --resolve                 with --cfg: resolve interpolations first
+  --info [all|config|defaults|defaults-tree|plugins|searchpath]
+                            Hydra's view of this command: search path, defaults, config
+  --help, -h                this text"""
+
+
+def hydra_flags(args: list[str], *, prog: str, doc: str) -> int | None:
+    """Answer Hydra's own flags (``--help``, ``--cfg``, ``--info``) for a command that composes
+    its config with Hydra's compose API, as ``@hydra.main`` would; return the exit code, or None
+    when ``args`` are plain overrides for the command to run."""
+    if not any(a.startswith("-") for a in args):
+        return None
+    parser = Parser(prog=prog, add_help=False)
+    parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("-c", "--cfg", choices=("job", "hydra", "all"))
+    parser.add_argument("-p", "--package")
+    parser.add_argument("--resolve", action="store_true")
+    parser.add_argument("--info", nargs="?", const="all", choices=INFO)
+    parser.add_argument("overrides", nargs="*")
+    opts = parser.parse_args(args)
+    if not (opts.help or opts.cfg or opts.info):
+        parser.error("--package and --resolve go with --cfg")
+    try:
+        with hydra_session() as hydra:
+            overrides = with_local_conf(opts.overrides)
+            if opts.help:
+                _help(hydra, doc, overrides)
+            elif opts.cfg:
+                hydra.show_cfg(config_name=CONFIG_NAME, overrides=overrides, cfg_type=opts.cfg,
+                               package=opts.package, resolve=opts.resolve)
+            else:
+                hydra.show_info(opts.info, config_name=CONFIG_NAME, overrides=overrides)
+    except USAGE_ERRORS as exc:
+        fail(one_line(exc))
+    return 0
+
+
+def _help(hydra: Any, doc: str, overrides: list[str]) -> None:
+    """The command's own text, then Hydra's config groups and the composed config."""
+    groups = hydra.format_config_groups(lambda g: not (g == "hydra" or g.startswith("hydra/")))
+    cfg = compose(CONFIG_NAME, overrides=overrides)
+    print(f"{doc.strip()}\n\n== Configuration groups ==\nChoose one with GROUP=OPTION "
+          f"(experiment: +experiment=NAME)\n\n{groups}\n== Config ==\nOverride anything in the "
+          f"config, e.g. model.width=512 optim.lr=0.05\n\n{OmegaConf.to_yaml(cfg)}\n{FLAGS_HELP}")
 
 
 def epoch_progress(epochs: int, *, desc: str = "train") -> tuple[Callable, Callable[[], None]]:

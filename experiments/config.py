@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,15 +124,27 @@ CHOICES = {
 }
 
 
+CONFIG_NAME = "config"
+
+
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
     """Compose ``conf/config.yaml`` with Hydra overrides (Hydra's own errors on bad keys).
 
     A ``conf/`` folder in the working directory (where sweeps write ``experiment/best/``) is
     searched too, after the project's own.
     """
+    with hydra_session():
+        return compose(CONFIG_NAME, overrides=with_local_conf(list(overrides or [])))
+
+
+@contextlib.contextmanager
+def hydra_session() -> Iterator[Any]:
+    """Hydra initialised on the project's ``conf/`` (its compose API) while the block runs; yields
+    Hydra's application object (``GlobalHydra.instance().hydra``), which answers ``--cfg`` and
+    ``--info`` exactly as ``@hydra.main`` would."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=_with_local_conf(list(overrides or [])))
+        yield GlobalHydra.instance().hydra
 
 
 def local_conf_dir() -> Path:
@@ -138,7 +152,8 @@ def local_conf_dir() -> Path:
     return Path.cwd() / "conf"
 
 
-def _with_local_conf(overrides: list[str]) -> list[str]:
+def with_local_conf(overrides: list[str]) -> list[str]:
+    """The overrides with ``./conf`` added to Hydra's search path (when it is not the project's)."""
     local = local_conf_dir().resolve()
     if local == CONF_DIR or not local.is_dir():
         return overrides

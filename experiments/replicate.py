@@ -16,34 +16,16 @@ Example: python -m experiments.replicate mlp-sweep --top 3 --seeds 5
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import math
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-from mlflow.tracking import MlflowClient
-from scipy import stats
+from experiments.cli import Parser, UsageError, fail, quiet_libraries
+from experiments.results import default_out
+from experiments.results.replicate import log_summary, plan, replicate, summarise, table, verdicts, write
+from experiments.training import setup_torch
 
-from experiments.cli import USAGE_ERRORS, fail, one_line
-from experiments.config import Config, load_config
-from experiments.report import default_out
-from experiments.report_data import (
-    Parser,
-    UsageError,
-    load_studies,
-    minimizes,
-    open_client,
-    parent_run,
-    ranked,
-    trial_rows,
-)
-from experiments.train import run as train_run
-from mlp import DivergedError
-
-KEYS = {"val": "val/acc_best", "test": "test/acc"}
+NOTE = ("note: every replicate evaluated the test set once, to show its noise; choose between "
+        "configurations on validation accuracy, not on these test numbers.")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,119 +41,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def plan(args: argparse.Namespace) -> tuple[str, list[tuple[int, float, Config]], MlflowClient]:
-    """Check everything and compose each configuration before anything is trained."""
-    if args.top < 1 or args.seeds < 2:
-        raise UsageError("--top must be >= 1 and --seeds >= 2 (a spread needs two runs)")
-    (study,) = load_studies(args.storage, [args.study])
-    client = open_client(args.tracking_uri)
-    parent = parent_run(client, study, args.tracking_uri)
-    top = ranked(trial_rows(study), minimize=minimizes(study))[:args.top]
-    if not top:
-        raise UsageError(f"study {args.study!r} has no COMPLETE trial to replicate")
-    base = study.user_attrs.get("base_overrides", [])
-    configs = []
-    for row in top:
-        try:
-            cfg = load_config([*base, *row.overrides])
-        except USAGE_ERRORS as exc:
-            raise UsageError(f"trial {row.number}: cannot recompose its config: {one_line(exc)}") from None
-        cfg.mlflow.tracking_uri, cfg.mlflow.log_model = args.tracking_uri, False
-        configs.append((row.number, row.score, cfg))
-    return parent.info.run_id, configs, client
-
-
-def replicate(args: argparse.Namespace, parent_id: str,
-              configs: list[tuple[int, float, Config]]) -> list[dict]:
-    """Train every (configuration, seed) as a child run; return one record per run."""
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    total, records = len(configs) * len(seeds), []
-    for number, _, cfg in configs:
-        for seed in seeds:
-            cfg.seed, name, start = seed, f"replicate-trial-{number}-seed-{seed}", time.perf_counter()
-            record = {"trial": number, "seed": seed, "run": name}
-            tags = {"kind": "replicate", "optuna.study": args.study, "optuna.trial": str(number),
-                    "replicate.seed": str(seed)}
-            try:
-                final = train_run(cfg, quiet=True, parent_run_id=parent_id, run_name=name, tags=tags)
-                record.update({k: final[m] for k, m in KEYS.items()})
-                text = f"val/acc_best {final[KEYS['val']]:.4f} test/acc {final[KEYS['test']]:.4f}"
-            except DivergedError as exc:
-                text = f"diverged ({exc}); left out of the statistics"
-            records.append(record)
-            print(f"[{len(records)}/{total}] trial {number} seed {seed}: {text} "
-                  f"({time.perf_counter() - start:.1f} s)", flush=True)
-    return records
-
-
-def interval(values: list[float]) -> dict[str, float]:
-    """Mean, sample standard deviation and the 95% t confidence interval of the mean."""
-    x = np.asarray(values, float)
-    n = len(x)
-    mean = float(x.mean()) if n else math.nan
-    sd = float(x.std(ddof=1)) if n > 1 else math.nan
-    half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-    return {"mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "n": n}
-
-
-def summarise(records: list[dict], configs: list[tuple[int, float, Config]]) -> list[dict]:
-    """One row per configuration, in the study's ranking order."""
-    rows = []
-    for number, value, _ in configs:
-        mine = [r for r in records if r["trial"] == number and "val" in r]
-        row: dict = {"trial": number, "study_value": value, "n": len(mine),
-                     "failed": sum(r["trial"] == number and "val" not in r for r in records)}
-        for key in KEYS:
-            row.update({f"{key}_{k}": v for k, v in interval([r[key] for r in mine]).items() if k != "n"})
-        rows.append(row)
-    return rows
-
-
-def verdicts(rows: list[dict], records: list[dict]) -> list[str]:
-    """The best configuration against each other one: Welch's t-test on validation accuracy."""
-    out, best = [], rows[0]
-    a = [r["val"] for r in records if r["trial"] == best["trial"] and "val" in r]
-    for row in rows[1:]:
-        b = [r["val"] for r in records if r["trial"] == row["trial"] and "val" in r]
-        if len(a) < 2 or len(b) < 2:
-            continue
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-        diff = float(np.mean(a) - np.mean(b))
-        call = ("a real difference at the 5% level" if p < 0.05 else
-                "not distinguishable from noise with these seeds")
-        out.append(f"trial {best['trial']} vs trial {row['trial']}: val/acc {diff:+.4f} "
-                   f"(Welch t-test p = {p:.3g}): {call}")
-    return out
-
-
-def table(rows: list[dict]) -> list[str]:
-    """The summary as Markdown table lines (also printed)."""
-    lines = ["| trial | study value | seeds | val/acc mean ± sd | val/acc 95% CI | "
-             "test/acc mean ± sd | test/acc 95% CI |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['trial']} | {r['study_value']:.4f} | {r['n']} | {r['val_mean']:.4f} ± "
-                     f"{r['val_sd']:.4f} | [{r['val_lo']:.4f}, {r['val_hi']:.4f}] | "
-                     f"{r['test_mean']:.4f} ± {r['test_sd']:.4f} | "
-                     f"[{r['test_lo']:.4f}, {r['test_hi']:.4f}] |")
-    return lines
-
-
-def write(out: Path, rows: list[dict], records: list[dict], lines: list[str]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "replicates.json").write_text(json.dumps({"summary": rows, "runs": records}, indent=2))
-    (out / "replicates.md").write_text("\n".join(lines) + "\n")
-    with open(out / "replicates.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["trial", "seed", "run", "val", "test"])
-        w.writeheader()
-        w.writerows(records)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_libraries()
     try:
         parent_id, configs, client = plan(args)
     except UsageError as exc:
         fail(str(exc))
+    setup_torch()
     print(f"replicating trials {', '.join(str(n) for n, _, _ in configs)} of study {args.study!r} "
           f"with {args.seeds} seeds each ({len(configs) * args.seeds} runs under MLflow run "
           f"{parent_id}); each replicate evaluates the test set once", flush=True)
@@ -182,15 +59,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     rows = summarise(records, configs)
-    lines = [*table(rows), "", *verdicts(rows, records), "",
-             "note: every replicate evaluated the test set once, to show its noise; choose between "
-             "configurations on validation accuracy, not on these test numbers."]
+    lines = [*table(rows), "", *verdicts(rows, records), "", NOTE]
     print("\n".join(lines))
     out = args.out or default_out([args.study])
     write(out, rows, records, lines)
-    client.log_dict(parent_id, rows, "replicate/summary.json")
-    client.log_artifact(parent_id, str(out / "replicates.md"), "replicate")
-    client.log_artifact(parent_id, str(out / "replicates.csv"), "replicate")
+    log_summary(client, parent_id, rows, out)
     print(f"summary: {out / 'replicates.md'} (logged under replicate/ to MLflow run {parent_id})")
     return 0
 

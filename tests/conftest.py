@@ -10,9 +10,9 @@ import mlflow
 import optuna
 import pytest
 
-from experiments.bench_workers import ADMIN_URL
+from experiments.stores import mask_url
+from experiments.stores.scratch import ADMIN_URL
 from experiments.study import open_storage
-from experiments.tracking import mask_url
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ROOT = REPO / "data"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from experiments.config import compose_config, to_config
-from experiments.sweep import prepare
+from experiments.study import prepare
 from tests.conftest import REPO
 
 COMPOSE = REPO / "docker-compose.yml"

@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from experiments import replicate, report
+from experiments.results.replicate import interval
 from tests.experiments.test_report import run_studies, stores
 
 STUDY = "test-replicate"
@@ -56,7 +57,7 @@ def test_top_k_times_n_seeds_under_the_parent_with_mean_sd_and_ci(
 
 
 def test_interval_is_the_t_interval_of_the_mean() -> None:
-    got = replicate.interval([1.0, 2.0, 3.0])
+    got = interval([1.0, 2.0, 3.0])
     half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # sd = 1
     assert got["mean"] == 2.0 and got["sd"] == pytest.approx(1.0)
     assert (got["lo"], got["hi"]) == pytest.approx((2.0 - half, 2.0 + half))

@@ -10,18 +10,15 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from experiments import report, sweep
 from experiments.config import load_config
-from experiments.report_data import TrialRow, best_so_far, edge_warnings, group_of, spread
 from tests.conftest import DATA_ROOT
 
 TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}
@@ -132,44 +129,6 @@ def test_html_page_renders_offline_in_headless_chromium(made: tuple[Path, str], 
     assert not console, console
 
 
-def test_edge_warning_is_log_aware_and_skips_unordered_choices() -> None:
-    dists = {"optim.lr": FloatDistribution(0.001, 1.0, log=True), "model.depth": IntDistribution(1, 5),
-             "model.width": CategoricalDistribution([64, 256, 1024]),
-             "model.activation": CategoricalDistribution(["relu", "tanh"])}
-
-    def warned(**params: object) -> set[str]:
-        trial = optuna.trial.create_trial(params=params, distributions=dists, value=0.8)
-        return {w.split("=")[0].removeprefix("best ") for w in edge_warnings(trial)}
-
-    # on the log scale lr 0.6 is 93% of the way up (an edge), 0.03 is in the middle (49%)
-    assert warned(**{"optim.lr": 0.6, "model.depth": 3, "model.width": 256,
-                     "model.activation": "relu"}) == {"optim.lr"}
-    assert warned(**{"optim.lr": 0.03, "model.depth": 1, "model.width": 1024,
-                     "model.activation": "tanh"}) == {"model.depth", "model.width"}
-    assert warned(**{"optim.lr": 0.0012, "model.depth": 3, "model.width": 64,
-                     "model.activation": "relu"}) == {"optim.lr", "model.width"}
-
-
-def test_best_so_far_counts_every_trials_epochs_and_groups_search_seeds() -> None:
-    t0 = datetime(2026, 1, 1)
-
-    def row(n: int, state: str, score: float, epochs: int) -> TrialRow:
-        return TrialRow(n, state, score, {}, epochs, t0 + timedelta(seconds=10 * n),
-                        t0 + timedelta(seconds=10 * n + 5))
-
-    rows = [row(0, "PRUNED", 0.9, 1), row(1, "COMPLETE", 0.5, 3), row(2, "PRUNED", 0.95, 1),
-            row(3, "COMPLETE", 0.7, 3), row(4, "COMPLETE", 0.6, 3)]
-    assert best_so_far(rows, minimize=False, by="epochs") == ([4, 5, 8, 11], [0.5, 0.5, 0.7, 0.7])
-    assert best_so_far(rows, minimize=False, by="seconds")[0] == [15, 25, 35, 45]
-    assert best_so_far(rows, minimize=True, by="epochs")[1] == [0.5, 0.5, 0.5, 0.5]
-    assert [group_of(n) for n in ("tpe-seed0", "tpe-s12", "tpe", "my-seedling", "a-seed1-x")] == [
-        "tpe", "tpe", "tpe", "my-seedling", "a-seed1-x"]
-    grid, mid, lo, hi = spread([([1, 3], [0.2, 0.6]), ([2], [0.4])])
-    assert list(grid) == [1, 2, 3]
-    assert list(lo) == [0.2, 0.2, 0.4] and list(hi) == [0.2, 0.4, 0.6]  # finished runs keep their best
-    assert list(mid) == pytest.approx([0.2, 0.3, 0.5])
-
-
 def _digest(tmp: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp.glob("*.db"))}
 
@@ -192,22 +151,3 @@ def test_bad_input_exits_2_in_one_line_and_changes_nothing(
     assert exc.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
     assert _digest(tmp) == before and not (tmp / "missing.db").exists()
     assert sorted(p.name for p in (tmp / "reports").iterdir()) == reports
-
-
-def test_difficulty_tables_grow_the_grid_and_find_when_levels_were_reached() -> None:
-    from datetime import datetime, timedelta
-
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    from experiments.report_data import TrialRow
-    from experiments.report_difficulty import grid_growth, time_to_levels
-
-    dists = {"a": CategoricalDistribution(["x", "y", "z"]), "b": IntDistribution(1, 4),
-             "c": FloatDistribution(1e-3, 1.0, log=True)}
-    assert [row[-1] for row in grid_growth(dists)] == ["3", "12", "60"]
-    t0 = datetime(2026, 1, 1)
-    rows = [TrialRow(0, "COMPLETE", 0.84, {}, 10, t0, t0 + timedelta(minutes=2)),
-            TrialRow(1, "PRUNED", 0.95, {}, 1, t0, t0 + timedelta(minutes=3)),  # pruned: no credit
-            TrialRow(2, "COMPLETE", 0.885, {}, 10, t0, t0 + timedelta(minutes=6))]
-    assert time_to_levels(rows, minimize=False) == [["0.80", 1, 10, "2.0"], ["0.85", 3, 21, "6.0"],
-                                                    ["0.87", 3, 21, "6.0"], ["0.88", 3, 21, "6.0"]]

@@ -18,7 +18,8 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from experiments import sweep
-from experiments.bench_workers import TINY_SPACE, TrackingServer, free_port, scratch_database
+from experiments.stores.scratch import scratch_database
+from experiments.tracking.server import TrackingServer, free_port
 from tests.conftest import DATA_ROOT, forget_storage, load_study, needs_postgres, wait_for
 from tests.sweeps import Sweeps
 
@@ -43,6 +44,8 @@ def _overrides(storage: str, server: TrackingServer, experiment: str, n: int, *e
             f"mlflow.experiment={experiment}", f"sweep.n_trials={n}", f"data.root={DATA_ROOT}",
             "sweep.quick=true", "sweep.pruner=none", "sweep.retrain_best=false", TINY_SPACE, *extra]
 
+TINY_SPACE = ("search.params={model.width:'choice(16,32)',model.depth:'1',"
+              "optim.lr:'interval(0.05,0.5)',model.activation:relu}")
 WORKER_ENV = {"OMP_NUM_THREADS": "1"}  # one thread each, as the compose workers
 
 

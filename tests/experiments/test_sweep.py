@@ -8,8 +8,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from experiments import sweep, trial
+from experiments import sweep
 from experiments.config import load_config
+from experiments.study import trial
 from tests.conftest import DATA_ROOT
 
 TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}

@@ -1,4 +1,5 @@
-"""Processes that open fresh stores at the same moment all succeed and leave whole stores."""
+"""Processes that open fresh stores at the same moment all succeed and leave whole stores; where
+the store's lock lives."""
 
 from __future__ import annotations
 
@@ -6,19 +7,13 @@ import contextlib
 import multiprocessing
 import queue
 import sqlite3
-import threading
 import time
 import traceback
 from pathlib import Path
 
-import optuna
 import pytest
 
-from experiments.bench_workers import scratch_database
-from experiments.config import Config, MlflowConfig
 from experiments.stores import schema_lock, sqlite_path
-from experiments.study import claim, open_storage, serialised, top_up
-from tests.conftest import needs_postgres
 
 PROCESSES, ROUNDS = 3, 4
 
@@ -32,7 +27,7 @@ def _open_both(folders: list[str], barrier, errors) -> None:  # noqa: ANN001 - m
         try:
             barrier.wait(timeout=300)
             open_storage(f"sqlite:///{folder}/optuna.db")
-            client_for(Config(mlflow=MlflowConfig(tracking_uri=f"sqlite:///{folder}/mlflow.db")))
+            client_for(f"sqlite:///{folder}/mlflow.db", "mlp")
         except Exception:  # noqa: BLE001 - reported to the test, which fails with it
             errors.put(f"{folder}: {traceback.format_exc(limit=3)}")
 
@@ -80,65 +75,3 @@ def test_the_lock_sits_beside_a_sqlite_file_and_is_a_no_op_elsewhere(tmp_path: P
         assert (tmp_path / "optuna.db.lock").exists()
     with schema_lock("http://127.0.0.1:5000"), schema_lock(f"sqlite:///{tmp_path}/missing/x.db"):
         pass  # nothing to lock: the server or SQLite itself reports a problem
-
-
-def _top_up_together(url: str) -> int:
-    """Four storages (as four processes would hold) top up one new study at the same moment;
-    returns the number of tickets it then has (8 wanted; without the lock up to 32)."""
-    storages = [open_storage(url) for _ in range(4)]
-    optuna.create_study(study_name="s", storage=storages[0])
-    studies = [optuna.load_study(study_name="s", storage=s) for s in storages]
-    barrier = threading.Barrier(len(studies))
-
-    def start(study: optuna.Study) -> None:
-        barrier.wait()
-        with serialised(url, "s"):  # the lock sweep() takes around top_up
-            top_up(study, 8)
-
-    threads = [threading.Thread(target=start, args=(s,)) for s in studies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    total = len(studies[0].trials)
-    for s in storages:
-        s.engine.dispose()
-    return total
-
-
-@needs_postgres
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_workers_starting_together_add_the_budget_once() -> None:
-    with scratch_database(prefix="test_optuna") as url:
-        assert _top_up_together(url) == 8
-
-
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_workers_starting_together_on_sqlite_add_the_budget_once(tmp_path: Path) -> None:
-    assert _top_up_together(f"sqlite:///{tmp_path}/optuna.db") == 8
-
-
-@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
-def test_workers_claiming_together_on_sqlite_never_take_one_ticket_twice(tmp_path: Path) -> None:
-    """SQLite ignores SELECT ... FOR UPDATE: without the store's lock, two workers' claims can
-    both move one WAITING ticket to RUNNING and train the same trial."""
-    url = f"sqlite:///{tmp_path}/optuna.db"
-    storages = [open_storage(url) for _ in range(4)]
-    optuna.create_study(study_name="s", storage=storages[0])
-    top_up(optuna.load_study(study_name="s", storage=storages[0]), 60)
-    studies = [optuna.load_study(study_name="s", storage=s) for s in storages]
-    barrier, taken = threading.Barrier(len(studies)), []
-
-    def work(study: optuna.Study) -> None:
-        barrier.wait()
-        while (trial := claim(study, url)) is not None:
-            taken.append(trial.number)
-
-    threads = [threading.Thread(target=work, args=(s,)) for s in studies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in storages:
-        s.engine.dispose()
-    assert sorted(taken) == list(range(60))  # each ticket claimed once

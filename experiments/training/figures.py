@@ -1,21 +1,21 @@
-"""Matplotlib figures for a run: learning curves, confusion matrix, predictions on test images."""
+"""Figures of one run: learning curves, confusion matrix, predictions on test images."""
 
 from __future__ import annotations
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from mlp.data import CLASSES
 
-from mlp.data import CLASSES  # noqa: E402
+# Figures are built with matplotlib's object API (``Figure``), not pyplot: no backend, no global
+# state, nothing to close; ``Figure.savefig`` and MLflow's ``log_figure`` render them.
 
 
 def learning_curves(history: list[dict[str, float]], *, title: str = "") -> Figure:
     """The chapter's plot: train/validation loss and accuracy per epoch."""
     epochs = range(1, len(history) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for split, style in (("train", "-"), ("val", "--")):
         ax_loss.plot(epochs, [h[f"{split}/loss"] for h in history], style, label=f"{split} loss")
         ax_acc.plot(epochs, [h[f"{split}/acc"] for h in history], style, label=f"{split} acc")
@@ -33,7 +33,8 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor) -> Figure:
     """Counts of true (rows) against predicted (columns) classes."""
     n = len(CLASSES)
     counts = torch.bincount(y_true.cpu() * n + y_pred.cpu(), minlength=n * n).reshape(n, n)
-    fig, ax = plt.subplots(figsize=(8, 7))
+    fig = Figure(figsize=(8, 7))
+    ax = fig.subplots()
     im = ax.imshow(counts.numpy(), cmap="Blues")
     ax.set_xticks(range(n), CLASSES, rotation=45, ha="right")
     ax.set_yticks(range(n), CLASSES)
@@ -56,7 +57,8 @@ def predictions(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor
     """The chapter's predict step: test images titled with true and predicted labels."""
     cols = 6
     rows = (min(n, len(images)) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.8, rows * 2.1))
+    fig = Figure(figsize=(cols * 1.8, rows * 2.1))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= min(n, len(images)):

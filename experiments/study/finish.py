@@ -1,79 +1,79 @@
-"""The study's parent MLflow run: created once, found again through the study's user attrs,
-and, when the study ends, given the plots, the best configuration and its test accuracy."""
+"""The end of a study, done by exactly one process: Optuna's plots, the best parameters and
+configuration on the parent run, and the best configuration retrained and tested once."""
 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
+import uuid
 import warnings
 from pathlib import Path
 
 import optuna
+import yaml
 from matplotlib import pyplot as plt
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from experiments import tracking
-from experiments.config import Config, local_conf_dir, to_yaml
-from experiments.study import counts
-from experiments.trial import SweepContext, trial_config
-
-PARENT_ATTR = "mlflow_parent_run_id"
-
-
-class SweepError(RuntimeError):
-    """A study that cannot go on (mismatched settings, a parent run that never appears)."""
-
-
-def attach_parent(ctx: SweepContext, study: optuna.Study, *, created: bool) -> str:
-    """Create the parent run (the study's creator) or find it (everyone else) and mark it RUNNING."""
-    attrs = study.user_attrs
-    if not created:
-        if attrs.get("metric", ctx.cfg.sweep.metric) != ctx.cfg.sweep.metric:
-            raise SweepError(f"study {study.study_name!r} optimises {attrs['metric']}, not "
-                             f"sweep.metric={ctx.cfg.sweep.metric}; use another sweep.study_name")
-        for _ in range(120):  # a creator on another worker may still be setting it up
-            run_id = study.user_attrs.get(PARENT_ATTR)
-            if run_id:
-                ctx.client.update_run(run_id, status="RUNNING")
-                return run_id
-            time.sleep(0.5)
-        raise SweepError(f"study {study.study_name!r} has no parent MLflow run; was it created "
-                         "by another tool? use another sweep.study_name")
-    cfg = ctx.cfg
-    run = ctx.client.create_run(ctx.experiment_id, run_name=f"study-{study.study_name}", tags={
-        "kind": "study", "optuna.study": study.study_name})
-    run_id = run.info.run_id
-    params = {"study_name": study.study_name, "storage": tracking.mask_url(cfg.sweep.storage),
-              "sampler": cfg.sweep.sampler, "pruner": cfg.sweep.pruner, "metric": cfg.sweep.metric,
-              "direction": study.direction.name.lower(), "seed": cfg.sweep.seed,
-              **{f"space.{k}": v for k, v in ctx.space.describe().items()}}
-    ctx.client.log_batch(run_id, params=[tracking.Param(k, tracking.param_value(v)[:6000])
-                                         for k, v in params.items()], synchronous=True)
-    ctx.client.log_dict(run_id, ctx.space.describe(), "search_space.json")
-    ctx.client.log_text(run_id, tracking.mask_url(to_yaml(cfg)), "base_config.yaml")
-    study.set_user_attr("metric", cfg.sweep.metric)
-    # replicate/report recompose trials from these; a password in a URL is not kept
-    study.set_user_attr("base_overrides", [tracking.mask_url(o) for o in ctx.overrides])
-    study.set_user_attr("tracking_uri", tracking.mask_url(cfg.mlflow.tracking_uri))
-    study.set_user_attr("experiment_id", ctx.experiment_id)
-    study.set_user_attr(PARENT_ATTR, run_id)
-    return run_id
+from experiments.cli import one_line
+from experiments.config import Config, local_conf_dir
+from experiments.stores import mask_url
+from experiments.study.budget import DONE, counts, done
+from experiments.study.context import SweepContext
+from experiments.study.parent import best_trial
+from experiments.study.samplers import exhausted
+from experiments.study.storage import serialised
+from experiments.training import tracked_run
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+def should_finish(study: optuna.Study, cfg: Config, *, spent: bool) -> bool:
+    """True for exactly one process once the budget is done or spent (time, epochs, grid;
+    workers may finish together); a later run that adds trials finishes the study again."""
+    c = counts(study)
+    n_done = sum(c[s] for s in DONE)
+    spent = spent or exhausted(study)
+    if c[TrialState.RUNNING] or (not spent and (n_done < cfg.sweep.n_trials or c[TrialState.WAITING])):
+        return False
+    with serialised(cfg.sweep.storage, study.study_name):
+        if study.user_attrs.get("finalized_at") == n_done:
+            return False
+        token = uuid.uuid4().hex
+        study.set_user_attr("finalizer", token)
+        time.sleep(0.3)
+        if study.user_attrs.get("finalizer") != token:
+            return False
+        study.set_user_attr("finalized_at", n_done)
+    return True
+
+
+def finish(ctx: SweepContext, study: optuna.Study) -> dict[str, float]:
+    """:func:`finalize`, unless the tracking server is unreachable: then the study stays open."""
     try:
-        return study.best_trial
-    except ValueError:
-        return None
+        if ctx.outbox.queue:
+            raise ConnectionError("the tracking server did not answer")
+        return finalize(ctx, study, retrain=ctx.cfg.sweep.retrain_best)
+    except Exception as exc:  # noqa: BLE001 - only an unreachable server is expected here
+        if not tracking.transient(exc):
+            raise
+        study.set_user_attr("finalized_at", None)  # the next run of the command finalises
+        print(f"warning: every trial is done in Optuna, but the study's parent MLflow run could not "
+              f"be finished ({mask_url(one_line(exc))[:200]}); rerun the same command once "
+              "the tracking server answers", file=sys.stderr, flush=True)
+        return {}
+
+
+def already_finished(study: optuna.Study) -> bool:
+    """True when the study was finished with the trials it holds now."""
+    return study.user_attrs.get("finalized_at") == done(study)
 
 
 def experiment_yaml(cfg: Config, study: str, trial: int, value: float) -> str:
     """The best configuration as a Hydra experiment file (``# @package _global_``)."""
     keep = {k: v for k, v in json.loads(json.dumps(_as_dict(cfg))).items()
             if k in ("model", "optim", "train", "data", "seed", "device")}
-    import yaml
-
     head = (f"# @package _global_\n# Best trial {trial} of study {study!r} "
             f"(validation score {value:.4f}); re-run with\n"
             f"#   python -m experiments.train +experiment=best/{study}\n")
@@ -81,8 +81,6 @@ def experiment_yaml(cfg: Config, study: str, trial: int, value: float) -> str:
 
 
 def _as_dict(cfg: Config) -> dict:
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
 
 
@@ -95,7 +93,7 @@ def finalize(ctx: SweepContext, study: optuna.Study, *, retrain: bool = True) ->
         print("no trial completed: nothing to choose; see the failed trials' errors in MLflow")
         tracking.end_run(client, run_id, tracking.FINISHED)
         return {}
-    cfg = trial_config(ctx, best.user_attrs.get("overrides", []))
+    cfg = ctx.trial_config(best.user_attrs.get("overrides", []))
     text = experiment_yaml(cfg, study.study_name, best.number, best.value)
     client.log_dict(run_id, best.params, "best/params.json")
     client.log_text(run_id, text, "best/experiment.yaml")
@@ -106,10 +104,8 @@ def finalize(ctx: SweepContext, study: optuna.Study, *, retrain: bool = True) ->
     summary = {"best/trial": best.number, "trials/complete": c[TrialState.COMPLETE],
                "trials/pruned": c[TrialState.PRUNED], "trials/failed": c[TrialState.FAIL]}
     if retrain:
-        from experiments.train import run as train_run
-
-        final = train_run(cfg, parent_run_id=run_id, run_name=f"best-trial-{best.number}",
-                          quiet=True)
+        _, final = tracked_run(cfg, parent_run_id=run_id, run_name=f"best-trial-{best.number}",
+                               quiet=True)
         summary.update({"test/acc": final["test/acc"], "test/loss": final["test/loss"],
                         "retrain/val_acc_best": final["val/acc_best"]})
     tracking.log_metrics(client, run_id, summary, step=best.number)

@@ -6,48 +6,21 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
-from optuna.storages._heartbeat import get_heartbeat_thread  # the heartbeat optimize() uses
 from optuna.trial import TrialState
 
 from experiments import tracking
 from experiments.cli import chain, one_line
-from experiments.config import Config, compose_config, to_config
-from experiments.runner import load_data, resolve_device, train_config
-from experiments.space import Space, sample
-from experiments.study import add_tickets
-from mlp import DivergedError, Splits
+from experiments.study.budget import add_tickets, heartbeat
+from experiments.study.context import SweepContext
+from experiments.study.space import sample
+from experiments.training import train_config
+from mlp import DivergedError
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass
-class SweepContext:
-    """Everything a worker needs to run trials of one study."""
-
-    cfg: Config  # the base configuration (user overrides, no sampled values)
-    overrides: list[str]  # the user's overrides, prepended to each trial's sampled ones
-    base: DictConfig
-    space: Space
-    client: MlflowClient
-    experiment_id: str
-    parent_run_id: str = ""
-    cache: dict[tuple, Splits] = field(default_factory=dict)
-    outbox: tracking.Outbox = field(default_factory=tracking.Outbox)  # MLflow calls to send later
-
-    def data_for(self, cfg: Config) -> Splits:
-        """The split for ``cfg``, loaded once per process for each distinct data setting."""
-        key = (cfg.data.root, cfg.data.val_size, cfg.data.limit_train, cfg.seed, cfg.device)
-        if key not in self.cache:
-            if len(self.cache) >= 2:
-                self.cache.clear()
-            self.cache[key] = load_data(cfg, resolve_device(cfg.device))
-        return self.cache[key]
 
 
 @dataclass
@@ -56,11 +29,6 @@ class Outcome:
     value: float | None
     seconds: float
     note: str = ""
-
-
-def trial_config(ctx: SweepContext, sampled: list[str]) -> Config:
-    """Compose a trial's config through Hydra with the sampled values as overrides."""
-    return to_config(compose_config([*ctx.overrides, *sampled]))
 
 
 def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, float]):
@@ -81,13 +49,13 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
     best: dict[str, float] = {}
     state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
     # Beat from the claim on: a trial whose worker dies before its first beat is never stale.
-    with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
+    with heartbeat(ctx.storage, study, trial):
         log = EpochLog(ctx, trial.number, _child_run(ctx, study, trial))
         trial.set_user_attr("worker", WORKER)
         try:
             sampled, chosen = sample(ctx.space, trial, ctx.base)
             trial.set_user_attr("overrides", sampled)
-            cfg = trial_config(ctx, sampled)
+            cfg = ctx.trial_config(sampled)
             extra = {"optuna.trial_number": trial.number,
                      **{f"sampled.{k}": v for k, v in chosen.items()}}
             _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,

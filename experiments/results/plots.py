@@ -8,20 +8,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
-from optuna.distributions import (  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullLocator
+from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
     IntDistribution,
 )
 
-from experiments.report_data import spread  # noqa: E402
+from experiments.results.data import spread
 
 MAX_BINS = 8
 
@@ -84,7 +82,8 @@ def axis_for(key: str, values: list[Any], dist: BaseDistribution | None = None) 
 def _grid(n: int, *, width: float = 4.2, height: float = 3.3) -> tuple[Figure, list[Axes]]:
     cols = min(3, max(n, 1))
     rows = math.ceil(max(n, 1) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig = Figure(figsize=(width * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.axis("off")
@@ -92,7 +91,7 @@ def _grid(n: int, *, width: float = 4.2, height: float = 3.3) -> tuple[Figure, l
 
 
 def _colours(labels: list[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     return {label: cmap(i % 10) for i, label in enumerate(dict.fromkeys(labels))}
 
 
@@ -145,7 +144,7 @@ def param_scores(points: list[Point], axes: list[Axis], *, metric: str,
 
 
 def _legend(fig: Figure, colours: dict[str, Any]) -> None:
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in colours.items()]
+    handles = [Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in colours.items()]
     fig.legend(handles=handles, loc="lower right", fontsize=8, ncol=min(4, len(handles)))
 
 
@@ -196,7 +195,8 @@ Series = tuple[str, list[float], list[float]]  # (study name, x, best-so-far)
 def best_so_far_plot(groups: dict[str, list[Series]], *, xlabel: str, metric: str,
                      title: str = "") -> Figure:
     """One line per study; a group of studies (search seeds) draws its median and min-max band."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     colours = _colours(list(groups))
     for group, series in groups.items():
         c = colours[group]
@@ -221,7 +221,8 @@ def best_so_far_plot(groups: dict[str, list[Series]], *, xlabel: str, metric: st
 def curves_overlay(histories: dict[str, list[dict[str, float]]], *, title: str = "") -> Figure:
     """Several runs' learning curves: loss (left) and accuracy (right); as in the chapter's
     plot, solid = training and dashed = validation; one colour per run."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     colours = _colours(list(histories))
     for label, hist in histories.items():
         epochs = range(1, len(hist) + 1)

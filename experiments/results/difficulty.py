@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
-from experiments.report_data import TrialRow
-from experiments.report_page import Page
+from experiments.results.data import TrialRow
+from experiments.results.page import Page
 
 CONTINUOUS_POINTS = 5  # a coarse grid for each continuous hyperparameter
 LEVELS = (0.80, 0.85, 0.87, 0.88, 0.89, 0.90, 0.91)

@@ -6,14 +6,12 @@ a usage error), so a typo in a URI leaves nothing behind.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import optuna
@@ -27,29 +25,16 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from experiments.cli import fail
-from experiments.stores import schema_lock
-from experiments.tracking import mask_url
+from experiments.cli import UsageError
+from experiments.stores import mask_url, schema_lock, sqlite_path
 
 EDGE = 0.1  # the lowest and highest 10% of a searched range count as its edge
 _SEED_SUFFIX = re.compile(r"-(?:seed|s)\d+$")
 
 
-class UsageError(ValueError):
-    """Bad input (unknown study, missing store, malformed filter): one line, exit code 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line, ``error: ...``, with exit code 2."""
-
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        fail(f"{message} (see {self.prog} --help)")
-        raise AssertionError  # fail() exits
-
-
 def _sqlite_must_exist(url: str, what: str) -> None:
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        path = Path(url[len("sqlite:///"):])
+    path = sqlite_path(url)
+    if path is not None:
         if not path.is_file():
             raise UsageError(f"{what}={mask_url(url)}: no such file {path.resolve()} "
                              "(run the study first, or pass the right URI)")
@@ -247,3 +232,14 @@ def reproduce_command(base_overrides: list[str], trial_overrides: list[str]) -> 
     keep = [o for o in base_overrides if not o.lstrip("+~").startswith("sweep.")
             or o.lstrip("+~").startswith("sweep.quick=")]
     return " ".join(["python -m experiments.train", *map(shlex.quote, [*keep, *trial_overrides])])
+
+
+def history(client: MlflowClient, run_id: str,
+            keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc")
+            ) -> list[dict[str, float]]:
+    """A run's per-epoch metrics as ``training.figures.learning_curves`` takes them."""
+    by_step: dict[int, dict[str, float]] = {}
+    for key in keys:
+        for m in client.get_metric_history(run_id, key):
+            by_step.setdefault(m.step, {})[key] = m.value
+    return [by_step[s] for s in sorted(by_step) if all(k in by_step[s] for k in keys)]

@@ -7,7 +7,6 @@ import base64
 import html
 from pathlib import Path
 
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
 STYLE = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
@@ -54,10 +53,9 @@ class Page:
         self.html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def figure(self, fig: Figure, name: str, alt: str) -> Path:
-        """Save ``fig`` as ``name`` (a PNG in the folder), show it on both pages, close it."""
+        """Save ``fig`` as ``name`` (a PNG in the folder) and show it on both pages."""
         path = self.folder / name
         fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
         self.images.append(path)
         self.md += [f"![{alt}]({name})", ""]
         data = base64.b64encode(path.read_bytes()).decode("ascii")

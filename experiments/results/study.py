@@ -15,18 +15,19 @@ import optuna
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from experiments import plots
-from experiments import report_plots as rp
-from experiments.report_data import (
+from experiments.results import plots as rp
+from experiments.results.data import (
     TrialRow,
     edge_warnings,
+    history,
     minimizes,
     ranked,
     reproduce_command,
     varied,
 )
-from experiments.report_difficulty import difficulty_section
-from experiments.report_page import Page
+from experiments.results.difficulty import difficulty_section
+from experiments.results.page import Page
+from experiments.training import figures
 
 QUIET = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
@@ -135,7 +136,7 @@ def _curves(page: Page, view: StudyView, client: MlflowClient, k: int, prefix: s
         return
     page.heading(f"Learning curves of the best {len(runs)}", 3)
     best_label, best_hist = next(iter(runs.items()))
-    page.figure(plots.learning_curves(best_hist, title=f"{view.name}: best, {best_label}"),
+    page.figure(figures.learning_curves(best_hist, title=f"{view.name}: best, {best_label}"),
                 f"{prefix}-best-curves.png", f"{view.name}: learning curves of the best trial")
     page.figure(rp.curves_overlay(runs, title=f"{view.name}: the best {len(runs)} trials "
                                               "(solid = training, dashed = validation)"),
@@ -158,14 +159,3 @@ def _replicates(page: Page, view: StudyView, client: MlflowClient) -> None:
                [[r["trial"], r["n"], f"{r['val_mean']:.4f}", f"{r['val_sd']:.4f}",
                  f"[{r['val_lo']:.4f}, {r['val_hi']:.4f}]", f"{r['test_mean']:.4f}",
                  f"[{r['test_lo']:.4f}, {r['test_hi']:.4f}]"] for r in rows])
-
-
-def history(client: MlflowClient, run_id: str,
-            keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc")
-            ) -> list[dict[str, float]]:
-    """A run's per-epoch metrics as ``experiments.plots.learning_curves`` takes them."""
-    by_step: dict[int, dict[str, float]] = {}
-    for key in keys:
-        for m in client.get_metric_history(run_id, key):
-            by_step.setdefault(m.step, {})[key] = m.value
-    return [by_step[s] for s in sorted(by_step) if all(k in by_step[s] for k in keys)]

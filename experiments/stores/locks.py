@@ -17,30 +17,13 @@ import contextlib
 import os
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import sqlalchemy
 from filelock import FileLock
 
+from experiments.stores.urls import backend_of, sqlite_path
+
 LOCK_TIMEOUT = 300.0  # seconds; creating a schema takes a second or two
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL; None for anything else (and for ``:memory:``)."""
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def _backend(url: str) -> str:
-    try:
-        return sqlalchemy.engine.make_url(url).get_backend_name()
-    except sqlalchemy.exc.ArgumentError:  # an MLflow server URL, a folder
-        return ""
 
 
 @contextlib.contextmanager
@@ -55,7 +38,7 @@ def store_lock(url: str, key: str = "schema", *, timeout: float = LOCK_TIMEOUT) 
         with FileLock(f"{path}.lock", timeout=timeout):
             yield
         return
-    if _backend(url) == "postgresql":
+    if backend_of(url) == "postgresql":
         with _advisory_lock(url, zlib.crc32(f"mlp-sweeps/{key}".encode())):
             yield
         return

@@ -1,0 +1,106 @@
+"""What a worker of a study holds: its configuration and search space (checked before any store
+is touched), its MLflow client and Optuna study, and the data it has loaded."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import optuna
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+from optuna.storages import RDBStorage
+
+from experiments import tracking
+from experiments.cli import one_line
+from experiments.config import Config, compose_config, to_config
+from experiments.stores import mask_url
+from experiments.study.samplers import make_pruner, make_sampler
+from experiments.study.space import Space, SpaceError, build_space, extremes, grid
+from experiments.study.storage import open_storage, open_study
+from experiments.training import load_data, resolve_device
+from mlp import Splits
+
+
+@dataclass
+class SweepContext:
+    """Everything a worker needs to run trials of one study."""
+
+    cfg: Config  # the base configuration (user overrides, no sampled values)
+    overrides: list[str]  # the user's overrides, prepended to each trial's sampled ones
+    base: DictConfig
+    space: Space
+    client: MlflowClient | None = None
+    experiment_id: str = ""
+    parent_run_id: str = ""
+    storage: RDBStorage | None = None
+    cache: dict[tuple, Splits] = field(default_factory=dict)
+    outbox: tracking.Outbox = field(default_factory=tracking.Outbox)  # MLflow calls to send later
+
+    def data_for(self, cfg: Config) -> Splits:
+        """The split for ``cfg``, loaded once per process for each distinct data setting."""
+        key = (cfg.data.root, cfg.data.val_size, cfg.data.limit_train, cfg.seed, cfg.device)
+        if key not in self.cache:
+            if len(self.cache) >= 2:
+                self.cache.clear()
+            self.cache[key] = load_data(cfg, resolve_device(cfg.device))
+        return self.cache[key]
+
+    def trial_config(self, sampled: list[str]) -> Config:
+        """Compose a trial's config through Hydra with the sampled values as overrides."""
+        return to_config(compose_config([*self.overrides, *sampled]))
+
+
+def prepare(overrides: list[str]) -> SweepContext:
+    """Compose and check everything that needs no storage: config, space, sampler fit."""
+    base = compose_config(overrides)
+    cfg = to_config(base)
+    space = build_space(cfg.search, base)
+    if space.is_empty:
+        raise SpaceError("the search space is empty: pick one with search=NAME or "
+                         "+experiment=NAME (see conf/search/ and conf/experiment/)")
+    for ends in extremes(space):  # a range reaching outside the valid values fails here
+        to_config(compose_config([*overrides, *ends]))
+    if cfg.sweep.sampler == "grid":
+        size = math.prod(len(v) for v in grid(space).values())
+        if cfg.sweep.n_trials > size:
+            print(f"note: the grid has {size} points; sweep.n_trials={cfg.sweep.n_trials} -> {size}")
+            cfg.sweep.n_trials = size
+    return SweepContext(cfg=cfg, overrides=list(overrides), base=base, space=space)
+
+
+def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
+    """Open the tracking store and the study (one clear line if either is unreachable); the flag
+    says whether this call created the study."""
+    cfg = ctx.cfg
+    uri = cfg.mlflow.tracking_uri
+    problem = tracking.unreachable(uri)  # seconds, not MLflow's minutes of retries
+    if problem:
+        raise ConnectionError(f"cannot reach mlflow.tracking_uri={mask_url(uri)}: {mask_url(problem)}")
+    try:
+        ctx.client, ctx.experiment_id = tracking.client_for(uri, cfg.mlflow.experiment)
+    except Exception as exc:  # noqa: BLE001 - whatever the cause, the user needs the URI
+        raise ConnectionError(f"cannot use mlflow.tracking_uri={mask_url(uri)}: "
+                              f"{mask_url(one_line(exc))[:300]}") from None
+    ctx.outbox = tracking.Outbox(uri)
+    try:
+        ctx.storage = open_storage(cfg.sweep.storage, heartbeat=cfg.sweep.heartbeat,
+                                   on_stale=lambda s, t: close_stale_run(ctx, t))
+        sampler = make_sampler(cfg.sweep, ctx.space, worker=worker)
+        pruner = make_pruner(cfg.sweep, epochs=cfg.train.epochs)
+        return open_study(cfg.sweep, ctx.storage, sampler, pruner)
+    except Exception as exc:  # noqa: BLE001
+        reason = one_line(getattr(exc, "orig", None) or exc)  # the driver's words, not SQLAlchemy's
+        raise ConnectionError(f"cannot open sweep.storage={mask_url(cfg.sweep.storage)}: "
+                              f"{mask_url(reason)[:300]}") from None
+
+
+def close_stale_run(ctx: SweepContext, trial: optuna.trial.FrozenTrial) -> None:
+    """A dead worker's trial: close its MLflow run as FAILED (Optuna re-enqueues the trial)."""
+    run_id, what = trial.user_attrs.get("mlflow_run_id"), f"trial {trial.number}: close dead run"
+    if run_id:
+        ctx.outbox.call(what, ctx.client.set_tag, run_id, "optuna.state", "FAIL")
+        ctx.outbox.call(what, ctx.client.set_tag, run_id, "error",
+                        "worker died (heartbeat stale); trial re-enqueued")
+        ctx.outbox.call(what, tracking.end_run, ctx.client, run_id, tracking.FAILED)
+    print(f"trial {trial.number}: its worker stopped beating; failed and re-enqueued", flush=True)

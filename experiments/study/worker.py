@@ -1,0 +1,96 @@
+"""A worker: claim tickets and run trials until the budget, the time or the epochs are spent;
+and ``sweep.workers=N``, N such workers as processes on this machine."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from experiments.study.budget import DONE, claim, counts, trained_epochs
+from experiments.study.context import SweepContext
+from experiments.study.parent import SweepError, best_trial
+from experiments.study.samplers import exhausted
+from experiments.study.trial import Outcome, describe, run_trial
+
+
+def work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> int:
+    """Claim and run trials until the budget is spent; returns the number of failures."""
+    failures = _work(ctx, study, deadline=deadline)
+    ctx.outbox.finish()  # send what the tracking server missed, or say what it lacks
+    return failures
+
+
+def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> int:
+    failures = 0
+    budget = ctx.cfg.sweep.epoch_budget
+    while not exhausted(study):
+        if deadline is not None and time.monotonic() > deadline:
+            print("sweep.timeout reached: no new trials are started", flush=True)
+            return failures
+        if epochs_spent(study, budget):
+            print(f"sweep.epoch_budget={budget} trained epochs spent: no new trials are started",
+                  flush=True)
+            return failures
+        optuna.storages.fail_stale_trials(study)
+        trial = claim(study, ctx.cfg.sweep.storage)
+        if trial is None:
+            if counts(study)[TrialState.RUNNING]:
+                time.sleep(min(2.0, ctx.cfg.sweep.heartbeat))  # others' trials may come back
+                continue
+            return failures
+        out = run_trial(ctx, study, trial)
+        progress(ctx, study, trial, out)
+        failures += out.state == TrialState.FAIL
+        if failures > ctx.cfg.sweep.max_failures:
+            raise SweepError(f"{failures} trials failed in this run (sweep.max_failures="
+                             f"{ctx.cfg.sweep.max_failures}); last error: {out.note}")
+    print("the sampler has no new points (grid done): no new trials are started", flush=True)
+    return failures
+
+
+def epochs_spent(study: optuna.Study, budget: int | None) -> bool:
+    """True once ``sweep.epoch_budget`` trained epochs are spent (never without a budget)."""
+    return budget is not None and trained_epochs(study) >= budget
+
+
+def progress(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, out: Outcome) -> None:
+    """One line per finished trial: the budget, its state and score, and the study's best."""
+    c, n = counts(study), ctx.cfg.sweep.n_trials
+    value = f"{ctx.cfg.sweep.metric} {out.value:.4f}" if out.value is not None else out.note
+    best = best_trial(study)
+    tail = f"best {best.value:.4f} (trial {best.number})" if best else "no complete trial yet"
+    print(f"[{sum(c[s] for s in DONE)}/{n}] trial {trial.number} {out.state.name}: {value} "
+          f"in {out.seconds:.1f} s {describe(trial)} | {tail}", flush=True)
+
+
+def deadline_of(timeout: float | None) -> float | None:
+    """The monotonic time after which no trial starts (``sweep.timeout`` from now)."""
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def run_workers(ctx: SweepContext, target: Callable[[list[str], int, int], None]) -> None:
+    """``sweep.workers`` processes, each running ``target(overrides, index, threads)``; the CPU
+    threads are split between them. A worker that stops with an error is a :class:`SweepError`."""
+    n = ctx.cfg.sweep.workers
+    threads = max(1, (os.cpu_count() or 1) // n)
+    mp = multiprocessing.get_context("spawn")
+    procs = [mp.Process(target=target, args=(ctx.overrides, i + 1, threads)) for i in range(n)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join()
+        raise
+    crashed = [f"worker {i + 1} (exit code {p.exitcode})" for i, p in enumerate(procs) if p.exitcode]
+    if crashed:  # its trial is failed by the heartbeat and rerun; the user must hear of it
+        raise SweepError(f"{', '.join(crashed)} stopped with an error (see its output above); "
+                         "rerun the same command to resume the study")
+

@@ -1,0 +1,91 @@
+"""What a run records: params, per-epoch metrics, figures, the data set and the model."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import mlflow
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from experiments.config import Config, flatten, to_yaml
+from experiments.stores import mask_url
+
+
+def param_value(value: Any) -> str:
+    """A param as MLflow stores it, a password in a URL masked."""
+    return mask_url(str(value)) if isinstance(value, str) else str(value)
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    """Params in batches of 100 (MLflow's limit per request), values cut to 6,000 characters."""
+    items = [Param(k, param_value(v)[:6000]) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[start:start + 100], synchronous=True)
+
+
+def log_config(client: MlflowClient, run_id: str, cfg: Config, *, extra: dict | None = None) -> None:
+    """Every resolved config leaf as a param, plus ``config.yaml`` as an artifact."""
+    log_params(client, run_id, {**flatten(cfg), **(extra or {})})
+    client.log_text(run_id, mask_url(to_yaml(cfg)), "config.yaml")
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], *,
+                step: int = 0) -> None:
+    """Log a metrics dict in one request."""
+    log_history(client, run_id, [(step, metrics)])
+
+
+def log_history(client: MlflowClient, run_id: str, history: list[tuple[int, dict[str, float]]], *,
+                tags: dict[str, str] | None = None) -> None:
+    """Metrics of several steps (``[(step, metrics), ...]``) and tags, in one request."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, step) for step, m in history for k, v in m.items()]
+    client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+                     synchronous=True)
+
+
+def epoch_logger(client: MlflowClient, run_id: str) -> Callable[[int, dict[str, float]], None]:
+    """An ``on_epoch_end`` callback that logs the epoch's metrics with step = epoch."""
+    def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+        log_metrics(client, run_id, metrics, step=epoch)
+    return on_epoch_end
+
+
+def end_run(client: MlflowClient, run_id: str, status: str) -> None:
+    """Close a run as FINISHED, FAILED or KILLED."""
+    client.set_terminated(run_id, status=status)
+
+
+def log_figures(client: MlflowClient, run_id: str, figures: dict[str, Figure]) -> None:
+    """Each figure as a PNG at its artifact path."""
+    for path, fig in figures.items():
+        client.log_figure(run_id, fig, path)
+
+
+def log_dataset(x: np.ndarray, y: np.ndarray, *, rows: np.ndarray, source: str, name: str,
+                tags: dict[str, str]) -> None:
+    """Record a training split as the active run's input data set (digest = its row indices)."""
+    digest = hashlib.sha256(rows.tobytes()).hexdigest()[:16]
+    with warnings.catch_warnings():  # MLflow registers two equal local sources and says so
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_numpy(x, targets=y, source=source, name=name, digest=digest)
+    mlflow.log_input(dataset, context="training", tags=tags)
+
+
+def log_model(model: torch.nn.Module, example: torch.Tensor) -> None:
+    """The trained model via ``mlflow.pytorch.log_model`` with an inferred signature."""
+    model = model.cpu().eval()
+    x = example.cpu()
+    with torch.no_grad():
+        y = model(x)
+    signature = mlflow.models.infer_signature(x.numpy(), y.numpy())
+    mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=x.numpy(),
+                             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])

@@ -1,0 +1,16 @@
+"""Training a configuration: plain config -> data, model, optimiser -> ``mlp.fit``; its figures;
+and the tracked run that records it in MLflow."""
+
+from experiments.training.runner import (
+    Trained,
+    load_data,
+    peak_memory_mb,
+    reset_peak_memory,
+    resolve_device,
+    setup_torch,
+    train_config,
+)
+from experiments.training.tracked import tracked_run
+
+__all__ = ["Trained", "load_data", "peak_memory_mb", "reset_peak_memory", "resolve_device",
+           "setup_torch", "tracked_run", "train_config"]

@@ -1,0 +1,73 @@
+"""A tracked run: train a configuration in an MLflow run, evaluate it once on the test set,
+and record its metrics, figures, data set and model."""
+
+from __future__ import annotations
+
+import mlflow
+import torch
+from mlflow.tracking import MlflowClient
+
+from experiments import tracking
+from experiments.cli import chain, epoch_progress
+from experiments.config import Config
+from experiments.training import figures
+from experiments.training.runner import Trained, peak_memory_mb, train_config
+from mlp import count_parameters, evaluate
+from mlp.data import raw_dir
+
+
+def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None = None,
+                run_name: str | None = None, tags: dict[str, str] | None = None
+                ) -> tuple[str, dict[str, float]]:
+    """Train ``cfg`` in a new MLflow run (nested under ``parent_run_id`` if given, with extra
+    ``tags``); return the run's id and its final metrics. Ctrl-C closes the run as KILLED, an
+    error as FAILED."""
+    client, experiment_id = tracking.client_for(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    tags = {"kind": "train" if parent_run_id is None else "retrain", **(tags or {})}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run_id = client.create_run(experiment_id, run_name=run_name or f"train-{cfg.model.impl}",
+                               tags=tags).info.run_id
+    status = tracking.FAILED
+    progress, close = epoch_progress(cfg.train.epochs) if not quiet else (None, lambda: None)
+    try:
+        tracking.log_config(client, run_id, cfg)
+        trained = train_config(cfg, on_epoch_end=chain(tracking.epoch_logger(client, run_id),
+                                                       progress))
+        close()
+        final = record_final(client, run_id, cfg, trained)
+        status = tracking.FINISHED
+    except KeyboardInterrupt:
+        status = tracking.KILLED
+        raise
+    finally:
+        close()
+        tracking.end_run(client, run_id, status)
+    return run_id, final
+
+
+def record_final(client: MlflowClient, run_id: str, cfg: Config, trained: Trained) -> dict[str, float]:
+    """Evaluate once on the test set; log final metrics, figures, the data set and the model."""
+    model, data, result = trained.model, trained.data, trained.result
+    test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+    final = {"val/acc_best": result.best_val_acc, "best_epoch": result.best_epoch,
+             "test/acc": test_acc, "test/loss": test_loss,
+             "perf/peak_mem_mb": peak_memory_mb(trained.device),
+             "model/num_params": count_parameters(model)}
+    tracking.log_metrics(client, run_id, final, step=len(result.history))
+    with torch.no_grad():
+        model.eval()
+        pred = model(data.test_x).argmax(dim=1)
+    tracking.log_figures(client, run_id, {
+        "plots/learning_curves.png": figures.learning_curves(result.history),
+        "plots/confusion_matrix.png": figures.confusion_matrix(data.test_y, pred),
+        "plots/test_predictions.png": figures.predictions(data.test_x, data.test_y, pred)})
+    with mlflow.start_run(run_id=run_id, nested=True):
+        tracking.log_dataset(data.train_x.cpu().numpy(), data.train_y.cpu().numpy(),
+                             rows=data.train_index.numpy(), name="fashion-mnist-train",
+                             source=str(raw_dir(cfg.data.root).resolve()),
+                             tags={"rows": str(len(data.train_x)), "val_rows": str(len(data.val_x)),
+                                   "seed": str(cfg.seed)})
+        if cfg.mlflow.log_model:
+            tracking.log_model(model, data.test_x[:8])
+    return final
