@@ -35,9 +35,8 @@ def counts(study: optuna.Study) -> Counter:
     return Counter(t.state for t in study.get_trials(deepcopy=False))
 
 
-def done(study: optuna.Study) -> int:
-    """Trials that count towards the budget (COMPLETE or PRUNED)."""
-    c = counts(study)
+def done(c: Counter) -> int:
+    """Trials that count towards the budget (COMPLETE or PRUNED), from :func:`counts`."""
     return sum(c[s] for s in DONE)
 
 

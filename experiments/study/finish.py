@@ -21,7 +21,7 @@ from experiments import tracking
 from experiments.cli import one_line
 from experiments.config import Config, local_conf_dir
 from experiments.stores import mask_url
-from experiments.study.budget import DONE, counts, done
+from experiments.study.budget import counts, done
 from experiments.study.context import SweepContext
 from experiments.study.parent import best_trial
 from experiments.study.samplers import exhausted
@@ -33,7 +33,7 @@ def should_finish(study: optuna.Study, cfg: Config, *, spent: bool) -> bool:
     """True for exactly one process once the budget is done or spent (time, epochs, grid;
     workers may finish together); a later run that adds trials finishes the study again."""
     c = counts(study)
-    n_done = sum(c[s] for s in DONE)
+    n_done = done(c)
     spent = spent or exhausted(study)
     if c[TrialState.RUNNING] or (not spent and (n_done < cfg.sweep.n_trials or c[TrialState.WAITING])):
         return False
@@ -67,7 +67,7 @@ def finish(ctx: SweepContext, study: optuna.Study) -> dict[str, float]:
 
 def already_finished(study: optuna.Study) -> bool:
     """True when the study was finished with the trials it holds now."""
-    return study.user_attrs.get("finalized_at") == done(study)
+    return study.user_attrs.get("finalized_at") == done(counts(study))
 
 
 def experiment_yaml(cfg: Config, study: str, trial: int, value: float) -> str:

@@ -12,7 +12,7 @@ import optuna
 from experiments import tracking
 from experiments.cli import USAGE_ERRORS, fail, one_line, quiet_libraries
 from experiments.stores import mask_url
-from experiments.study.budget import DONE, counts, top_up
+from experiments.study.budget import counts, done, top_up
 from experiments.study.context import SweepContext, connect, prepare
 from experiments.study.finish import already_finished, finish, should_finish
 from experiments.study.parent import SweepError, attach_parent, best_trial
@@ -51,7 +51,7 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
         added = top_up(study, cfg.sweep.n_trials)
     c, deadline = counts(study), deadline_of(cfg.sweep.timeout)
     print(f"study {study.study_name!r} on {mask_url(cfg.sweep.storage)}: "
-          f"{sum(c[s] for s in DONE)}/{cfg.sweep.n_trials} trials done, {added} added; "
+          f"{done(c)}/{cfg.sweep.n_trials} trials done, {added} added; "
           f"sampler {cfg.sweep.sampler}, pruner {cfg.sweep.pruner}, {cfg.sweep.workers} worker(s); "
           f"MLflow {mask_url(cfg.mlflow.tracking_uri)} run {ctx.parent_run_id}", flush=True)
     try:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
-from experiments.study.budget import DONE, claim, counts, trained_epochs
+from experiments.study.budget import claim, counts, done, trained_epochs
 from experiments.study.context import SweepContext
 from experiments.study.parent import SweepError, best_trial
 from experiments.study.samplers import exhausted
@@ -64,7 +64,7 @@ def progress(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, out: O
     value = f"{ctx.cfg.sweep.metric} {out.value:.4f}" if out.value is not None else out.note
     best = best_trial(study)
     tail = f"best {best.value:.4f} (trial {best.number})" if best else "no complete trial yet"
-    print(f"[{sum(c[s] for s in DONE)}/{n}] trial {trial.number} {out.state.name}: {value} "
+    print(f"[{done(c)}/{n}] trial {trial.number} {out.state.name}: {value} "
           f"in {out.seconds:.1f} s {describe(trial)} | {tail}", flush=True)
 
 
