@@ -18,10 +18,8 @@ from experiments.stores.scratch import ADMIN_URL, scratch_database
 from experiments.tracking.server import TrackingServer
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_SPACE = ("search.params={model.width:'choice(16,32)',model.depth:'1',"
-              "optim.lr:'interval(0.05,0.5)',model.activation:relu}")
 TINY = ["data.limit_train=1000", "data.val_size=500", "train.epochs=2", "sweep.pruner=none",
-        "sweep.sampler=random", "sweep.retrain_best=false", "mlflow.log_model=false", TINY_SPACE]
+        "sweep.sampler=random", "sweep.retrain_best=false", "mlflow.log_model=false", "search=tiny"]
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
               "PYTHONUNBUFFERED": "1"}
 

@@ -42,10 +42,8 @@ def storage() -> Iterator[str]:
 def _overrides(storage: str, server: TrackingServer, experiment: str, n: int, *extra: str) -> list[str]:
     return [f"sweep.storage={storage}", f"mlflow.tracking_uri={server.uri}",
             f"mlflow.experiment={experiment}", f"sweep.n_trials={n}", f"data.root={DATA_ROOT}",
-            "sweep.quick=true", "sweep.pruner=none", "sweep.retrain_best=false", TINY_SPACE, *extra]
+            "sweep.quick=true", "sweep.pruner=none", "sweep.retrain_best=false", "search=tiny", *extra]
 
-TINY_SPACE = ("search.params={model.width:'choice(16,32)',model.depth:'1',"
-              "optim.lr:'interval(0.05,0.5)',model.activation:relu}")
 WORKER_ENV = {"OMP_NUM_THREADS": "1"}  # one thread each, as the compose workers
 
 
