@@ -1,6 +1,6 @@
 """The from-scratch MLP core: torch and torchvision only, no experiment plumbing."""
 
-from mlp.data import DataError, Splits, load_splits, prepare
+from mlp.data import DataError, Splits, load_splits, prepare, verify_data
 from mlp.model import MLP, build_model, count_parameters, hidden_sizes_for
 from mlp.optim import SGD, make_optimizer
 from mlp.train import DivergedError, FitResult, evaluate, fit, train_epoch
@@ -21,4 +21,5 @@ __all__ = [
     "make_optimizer",
     "prepare",
     "train_epoch",
+    "verify_data",
 ]

@@ -7,6 +7,7 @@ import functools
 import gzip
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,7 @@ __all__ = [
     "DataError",
     "Splits",
     "prepare",
+    "verify_data",
     "load_raw",
     "load_splits",
     "batches",
@@ -35,14 +37,26 @@ SHA256 = {
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
+# The unpacked files training reads: (size in bytes, SHA-256). Computed from the verified .gz
+# above (gzip -dc FILE.gz | sha256sum); torchvision unpacks them to the same bytes.
+UNPACKED = {
+    "train-images-idx3-ubyte": (47040016,
+                                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    "train-labels-idx1-ubyte": (60008,
+                                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "t10k-images-idx3-ubyte": (7840016,
+                               "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    "t10k-labels-idx1-ubyte": (10008,
+                               "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat",
            "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 FIX = ("install Debian's package (apt-get update && apt-get install dataset-fashion-mnist) "
        "or run `make data`")
 
 
-class DataError(RuntimeError):
-    """Missing or corrupt data; the message says how to fix it."""
+class DataError(RuntimeError, ValueError):
+    """Missing or corrupt data; the message (one line) says how to fix it."""
 
 
 def raw_dir(root: str | os.PathLike) -> Path:
@@ -70,7 +84,8 @@ def _unpacked(gz: Path) -> Path:
 
 
 def _is_ready(raw: Path) -> bool:
-    return all((raw / n).exists() and _unpacked(raw / n).exists() for n in SHA256)
+    """The four .gz are there: a missing unpacked file is then unpacked again from them."""
+    return all((raw / n).exists() for n in SHA256)
 
 
 def _apt_install() -> bool:
@@ -145,25 +160,57 @@ def _write_atomically(target: Path, src: BinaryIO) -> None:
         raise
 
 
+def _read_verified(root: Path, name: str) -> bytearray:
+    """The whole unpacked file, after its size and SHA-256 were checked on these very bytes."""
+    path = raw_dir(root) / name
+    size, sha = UNPACKED[name]
+    restore = f"run `python -m mlp {shlex.quote(str(root))}` to restore it"
+    fix = f"delete it and {restore} from the verified .gz"
+    if not path.is_file():
+        raise DataError(f"{path} is missing; {restore}")
+    got_size = path.stat().st_size
+    if got_size != size:
+        what = "truncated" if got_size < size else "too long"
+        raise DataError(f"{path} is {what} ({got_size} bytes, expected {size}); {fix}")
+    buf = bytearray(size)
+    with path.open("rb") as f:
+        n = f.readinto(buf)
+    got = hashlib.sha256(buf).hexdigest()
+    if n != size or got != sha:
+        raise DataError(f"{path} is corrupt (SHA-256 {got[:12]}..., expected {sha[:12]}...); "
+                        f"{fix}")
+    return buf
+
+
+def verify_data(root: str | os.PathLike) -> None:
+    """Check the four unpacked files that training reads: present, full size, right SHA-256.
+
+    Raises :class:`DataError` with one line naming the first bad file and how to restore it.
+    Reads only; never downloads or installs (about 0.1 s for the 55 MB).
+    """
+    for name in UNPACKED:
+        _read_verified(Path(root), name)
+
+
 @functools.lru_cache(maxsize=4)
 def load_raw(root: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(train_x, train_y, test_x, test_y)``: uint8 images (N, 28, 28) and int64 labels.
 
-    Prepares the files first when needed; cached per process, so a sweep reads them once.
+    Prepares the files first when one is missing; every file is verified (size and SHA-256)
+    on the bytes that become the tensors, so a flipped byte raises :class:`DataError`.
+    Cached per process, so a sweep reads them once.
     """
-    from torchvision.datasets import FashionMNIST
-
-    prepare(root)
-    try:
-        train = FashionMNIST(root, train=True, download=False)
-        test = FashionMNIST(root, train=False, download=False)
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cannot read Fashion-MNIST from {raw_dir(root)} ({exc}); delete that "
-                        f"folder and prepare the data again ({FIX})") from None
-    if len(train.data) != 60000 or len(test.data) != 10000:
-        raise DataError(f"unexpected Fashion-MNIST sizes {len(train.data)}/{len(test.data)} in "
-                        f"{raw_dir(root)}; delete that folder and prepare the data again")
-    return train.data, train.targets, test.data, test.targets
+    if not all((raw_dir(root) / name).exists() for name in UNPACKED):
+        prepare(root)
+    out = []
+    for name in UNPACKED:  # train images, train labels, test images, test labels
+        buf = _read_verified(Path(root), name)
+        if "images" in name:  # idx3 header: magic, N, 28, 28 (4 bytes each)
+            out.append(torch.frombuffer(buf, dtype=torch.uint8, offset=16).view(-1, 28, 28))
+        else:  # idx1 header: magic, N
+            out.append(torch.frombuffer(buf, dtype=torch.uint8, offset=8).to(torch.int64))
+    train_x, train_y, test_x, test_y = out
+    return train_x, train_y, test_x, test_y
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Fashion-MNIST files: checksums, clear errors, and the seeded train/validation split."""
+"""Fashion-MNIST files: checksums (packed and unpacked), clear errors, and the seeded
+train/validation split."""
 
 import gzip
 import shutil
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlp.data import SHA256, DataError, batches, load_splits, prepare
+from mlp.data import SHA256, DataError, batches, load_raw, load_splits, prepare, verify_data
 from tests.conftest import DATA_ROOT
 
 RAW = DATA_ROOT / "FashionMNIST" / "raw"
@@ -40,6 +41,51 @@ def test_corrupt_file_fails_with_checksum_message(tmp_path: Path) -> None:
 def test_missing_data_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist"):
         prepare(tmp_path / "d", allow_install=False, debian_dir=tmp_path / "nowhere")
+
+
+def _copy_root(tmp_path: Path) -> Path:
+    root = tmp_path / "copy"
+    shutil.copytree(RAW, root / "FashionMNIST" / "raw")
+    return root
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[16 + 28 * 28 * 123 + 400] ^= 0x01  # one pixel of image 123, past the header
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(("damage", "name", "says"), [
+    (_flip_byte, "train-images-idx3-ubyte", "is corrupt"),
+    (_truncate, "t10k-images-idx3-ubyte", "is truncated"),
+])
+def test_damaged_unpacked_file_is_refused_in_one_line(tmp_path: Path, damage: object, name: str,
+                                                      says: str) -> None:
+    root = _copy_root(tmp_path)
+    verify_data(root)  # the good copy passes
+    assert torch.equal(load_raw(str(root))[0], load_raw(str(DATA_ROOT))[0])
+    load_raw.cache_clear()  # read the files again, not the tensors above
+    damage(root / "FashionMNIST" / "raw" / name)  # type: ignore[operator]
+    for read in (lambda: verify_data(root), lambda: load_raw(str(root))):
+        with pytest.raises(DataError) as err:
+            read()
+        message = str(err.value)
+        assert isinstance(err.value, ValueError) and "\n" not in message
+        assert f"{name} {says}" in message and "delete it and run `python -m mlp" in message
+
+
+def test_missing_file_is_named_and_the_advice_restores_it_offline(tmp_path: Path) -> None:
+    root = _copy_root(tmp_path)
+    (root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte is missing; run `python -m mlp "):
+        verify_data(root)
+    assert not (root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte").exists()  # no fetching
+    prepare(root, allow_install=False, debian_dir=tmp_path / "nowhere")  # what `python -m mlp` does
+    verify_data(root)  # unpacked again from the verified .gz beside it
 
 
 def test_split_is_seeded_disjoint_and_sized() -> None:
