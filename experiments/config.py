@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
@@ -131,10 +134,35 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
     """Compose ``conf/config.yaml`` with Hydra overrides (Hydra's own errors on bad keys).
 
     A ``conf/`` folder in the working directory (where sweeps write ``experiment/best/``) is
-    searched too, after the project's own.
+    searched too, after the project's own. Raises :class:`ConfigError` on a YAML file Hydra
+    cannot read (a duplicate key) and on a key added with ``+`` that no setting declares.
     """
     with hydra_session():
-        return compose(CONFIG_NAME, overrides=with_local_conf(list(overrides or [])))
+        try:
+            cfg = compose(CONFIG_NAME, overrides=with_local_conf(list(overrides or [])))
+        except yaml.YAMLError as exc:  # Hydra lets the loader's errors through, over many lines
+            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+            where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+            raise ConfigError(" ".join(f"bad YAML in {where}: {problem or exc}".split())) from None
+    check_keys(cfg)
+    return cfg
+
+
+def check_keys(node: DictConfig, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` on a key no settings dataclass declares (``+sweep.n_trails=5``:
+    Hydra adds it, the conversion to dataclasses would drop it). Free-form dicts
+    (``search.params``, ``search.when``) may hold any key."""
+    kind = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(kind):
+        return
+    known = [f.name for f in dataclasses.fields(kind)]
+    for key, value in node.items_ex(resolve=False):
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown config key {prefix}{key}{hint}")
+        if isinstance(value, DictConfig):
+            check_keys(value, f"{prefix}{key}.")
 
 
 @contextlib.contextmanager
@@ -230,10 +258,16 @@ def validate(cfg: Config) -> None:
 QUICK = {"limit_train": 10000, "val_size": 2000, "epochs": 3, "n_trials": 6, "timeout": 300}
 
 
+def quick_name(study_name: str) -> str:
+    return study_name if study_name.endswith("-quick") else f"{study_name}-quick"
+
+
 def apply_quick(cfg: Config) -> Config:
     """``sweep.quick=true``: a smoke-test form of any run or study (small data, few epochs,
-    at most 6 trials and 5 minutes)."""
+    at most 6 trials and 5 minutes), in a study of its own (``<study_name>-quick``): the quick
+    form never joins the full study."""
     if cfg.sweep.quick:
+        cfg.sweep.study_name = quick_name(cfg.sweep.study_name)
         cfg.data.limit_train = min(cfg.data.limit_train or QUICK["limit_train"], QUICK["limit_train"])
         cfg.data.val_size = min(cfg.data.val_size, QUICK["val_size"])
         cfg.train.epochs = min(cfg.train.epochs, QUICK["epochs"])

@@ -30,6 +30,17 @@ from experiments.stores import mask_url, schema_lock, sqlite_path
 
 EDGE = 0.1  # the lowest and highest 10% of a searched range count as its edge
 _SEED_SUFFIX = re.compile(r"-(?:seed|s)\d+$")
+_LAYER_WIDTH = re.compile(r"^layers\.width_\d+$")  # search.layers: one width per layer
+# The hard limits of numeric settings, as experiments/config.py's validate() checks them (it holds
+# them in code, not in a table). A range whose end already sits on its limit cannot grow past it,
+# so its edge gets no advice. Open limits (lr > 0, dropout < 1) leave room in any valid range.
+_LIMITS: dict[str, tuple[float, float]] = {
+    "model.depth": (1, math.inf), "model.width": (1, math.inf), "model.sigma": (0, math.inf),
+    "model.dropout": (0, 1), "layers.depth": (1, math.inf), "layers.width": (1, math.inf),
+    "optim.lr": (0, math.inf), "optim.momentum": (0, 1), "optim.weight_decay": (0, math.inf),
+    "train.epochs": (1, math.inf), "train.batch_size": (1, math.inf),
+    "train.early_stopping": (0, math.inf), "data.val_size": (1, 59999),
+}
 
 
 def _sqlite_must_exist(url: str, what: str) -> None:
@@ -184,14 +195,27 @@ def spread(series: list[tuple[list[float], list[float]]]) -> tuple[np.ndarray, .
 
 def edge_warnings(trial: FrozenTrial) -> list[str]:
     """A warning per numeric parameter whose best value sits in the lowest or highest ~10% of
-    its searched range (log-aware), or at the lowest/highest of ordered numeric choices."""
+    its searched range (log-aware), or at the lowest/highest of ordered numeric choices, where
+    the range can still grow that way (depth 1 cannot go lower; see ``_LIMITS``)."""
     out = []
     for key, dist in trial.distributions.items():
         value, where = trial.params.get(key), _edge(trial.params.get(key), dist)
-        if where:
-            out.append(f"best {key}={_fmt(value)} sits at the {where} edge of the searched "
-                       f"range {_range_text(dist)}: the optimum may lie outside; widen the range")
+        if not where:
+            continue
+        low, high = _ends(dist)
+        floor, ceiling = _LIMITS.get(_LAYER_WIDTH.sub("layers.width", key), (-math.inf, math.inf))
+        if (low <= floor) if where == "lower" else (high >= ceiling):
+            continue  # already at the hard limit: nothing to widen on that side
+        beyond = f"below {_fmt(low)}" if where == "lower" else f"above {_fmt(high)}"
+        out.append(f"best {key}={_fmt(value)} sits at the {where} edge of the searched range "
+                   f"{_range_text(dist)}: the optimum may lie outside; widen the range {beyond}")
     return out
+
+
+def _ends(dist: BaseDistribution) -> tuple[Any, Any]:
+    if isinstance(dist, CategoricalDistribution):
+        return min(dist.choices), max(dist.choices)  # only called for all-numeric choices
+    return dist.low, dist.high  # type: ignore[attr-defined]
 
 
 def _edge(value: Any, dist: BaseDistribution) -> str:

@@ -8,12 +8,14 @@ The only module that calls ``trial.suggest_*``. A space has three parts:
   a plain value fixes the key for every trial.
 - ``when``: ``{config key: "other.key=value[|value...]"}``: sample that key only in trials where
   the condition holds (e.g. momentum only for SGD); otherwise it keeps its configured value.
+  The other key is sampled first; a condition no trial can meet (a typo) is refused.
 - ``layers``: ``depth`` and ``width`` expressions: sample a depth, then one width per layer,
   giving ``model.hidden_sizes``.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +84,8 @@ class Space:
 
 
 def _as_text(value: Any) -> str:
+    if value is None:
+        return "null"  # as Hydra reads and writes it
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -131,9 +135,62 @@ def _condition(key: str, text: str, base: DictConfig) -> Condition:
 
 
 def _check_key(base: DictConfig, key: str, *, where: str) -> None:
-    if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
-        raise SpaceError(f"{where}: key {key!r} is not in the config (see python -m "
-                         "experiments.train --help for the keys)")
+    if OmegaConf.select(base, key, default=_MISSING) is not _MISSING:
+        return
+    parent = key.rpartition(".")[0]
+    node = OmegaConf.select(base, parent, default=None) if parent else base
+    near = [f"{parent}.{k}" if parent else str(k) for k in node] if isinstance(node, DictConfig) else []
+    close = difflib.get_close_matches(key, near, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise SpaceError(f"{where}: key {key!r} is not in the config ({hint}see python -m "
+                     "experiments.train --help for the keys)")
+
+
+def _ordered(dims: list[Dimension]) -> tuple[Dimension, ...]:
+    """Each conditional dimension after the key its condition reads, so :func:`sample` tests the
+    condition on that key's sampled value, not its configured one."""
+    by_key, out = {d.key: d for d in dims}, {}
+
+    def visit(d: Dimension, path: tuple[str, ...] = ()) -> None:
+        if d.key in path:
+            raise SpaceError(f"search.when[{d.key!r}]: the conditions form a loop")
+        if d.condition is not None and d.condition.key in by_key and d.condition.key not in out:
+            visit(by_key[d.condition.key], (*path, d.key))
+        out.setdefault(d.key, d)
+
+    for d in dims:
+        visit(d)
+    return tuple(out.values())
+
+
+def _check_condition(d: Dimension, dims: list[Dimension], base: DictConfig) -> None:
+    """Refuse a condition no trial can meet (``optim.name=sgdd``): the other key takes its searched
+    values, and its configured one where it is not searched in every trial."""
+    if d.condition is None:
+        return
+    key, values = d.condition.key, d.condition.values
+    other = next((o for o in dims if o.key == key), None)
+    configured = _as_text(OmegaConf.select(base, key))
+    kept = other is None or other.condition is not None
+    if (kept and configured in values) or (other and any(_can_take(other, v) for v in values)):
+        return
+    seen = [f"{key} is {configured!r} {'when' if other else 'and'} not searched"] if kept else []
+    seen += [f"searched values: {other.expression}"] if other else []
+    raise SpaceError(f"search key {d.key!r}: its condition {key}={'|'.join(values)} can never "
+                     f"hold ({'; '.join(seen)})")
+
+
+def _can_take(d: Dimension, text: str) -> bool:
+    """Whether a trial can give ``d`` the value written ``text`` (any number inside a range)."""
+    if isinstance(d.dist, IntDistribution | FloatDistribution):
+        try:
+            number = int(text) if isinstance(d.dist, IntDistribution) else float(text)
+        except ValueError:
+            return False
+        low, step = d.dist.low, d.dist.step
+        return low <= number <= d.dist.high and not (step and (number - low) % step)
+    choices = d.dist.choices if isinstance(d.dist, CategoricalDistribution) else [d.fixed]
+    return text in {_as_text(c) for c in choices}
 
 
 def build_space(search: SearchConfig, base: DictConfig) -> Space:
@@ -147,6 +204,8 @@ def build_space(search: SearchConfig, base: DictConfig) -> Space:
     for key in search.when:
         if key not in search.params:
             raise SpaceError(f"search.when[{key!r}]: the key is not in search.params")
+    for d in dims:
+        _check_condition(d, dims, base)
     depth = width = None
     if (search.layers.depth is None) != (search.layers.width is None):
         raise SpaceError("search.layers: give both depth and width expressions, or neither")
@@ -157,7 +216,7 @@ def build_space(search: SearchConfig, base: DictConfig) -> Space:
             raise SpaceError("search.layers: depth must be range(...) or choice(...) of ints, "
                              "width a sweep expression")
     layers = None if depth is None else (str(search.layers.depth), str(search.layers.width))
-    return Space(tuple(dims), depth, width, layers)
+    return Space(_ordered(dims), depth, width, layers)
 
 
 def sample(space: Space, trial: optuna.Trial, base: DictConfig) -> tuple[list[str], dict[str, Any]]:

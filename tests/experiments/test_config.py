@@ -1,12 +1,14 @@
 """Config errors: Hydra's message for unknown keys and wrong types, one line and exit 2 for
-values out of range, and nothing trained or logged in either case."""
+values out of range, keys added with ``+`` that no setting declares and YAML files Hydra cannot
+read, and nothing trained or logged in any case."""
 
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from experiments import train
-from experiments.config import load_config
+from experiments import sweep, train
+from experiments.config import ConfigError, compose_config, load_config
 from tests.conftest import small_overrides
 
 
@@ -21,6 +23,11 @@ def test_defaults_are_the_chapters() -> None:
 
 @pytest.mark.parametrize(("override", "message"), [
     ("model.widht=3", "Key 'widht' not in 'ModelConfig'"),
+    ("sweep.n_trails=5", "Could not override 'sweep.n_trails'"),
+    ("+sweep.n_trails=5", "unknown config key sweep.n_trails (did you mean sweep.n_trials?)"),
+    ("++model.widht=3", "unknown config key model.widht (did you mean model.width?)"),
+    ("+seeed=3", "unknown config key seeed (did you mean seed?)"),
+    ("+model.extra.deep=1", "unknown config key model.extra"),
     ("model.width=abc", "could not be converted to Integer"),
     ("model.depth=0", "model.depth=0: must be >= 1"),
     ("model.width=-4", "model.width=-4: must be >= 1"),
@@ -41,3 +48,38 @@ def test_bad_config_exits_2_with_one_line_before_any_work(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not (workdir / "mlflow.db").exists() and not (workdir / "mlruns").exists()
+
+
+def test_free_form_keys_and_overlays_still_take_plus() -> None:
+    cfg = load_config(["+experiment=joint", "+search.params={optim.lr: '0.1'}",
+                       "+search.when={model.dropout: 'optim.name=adam'}"])
+    assert cfg.search.params["optim.lr"] == "0.1" and cfg.search.params["optim.name"]
+    assert cfg.search.when == {"optim.momentum": "optim.name=sgd", "model.dropout": "optim.name=adam"}
+    empty = load_config(["search=none", "+search.when={optim.lr: 'optim.name=sgd'}"])
+    assert empty.search.when == {"optim.lr": "optim.name=sgd"}
+
+
+DUPLICATES = {  # the YAML after its comment line, and the key written twice
+    "params": ("params:\n  model.width: choice(16, 32)\n  optim.lr: interval(0.01, 0.1)\n"
+               "  model.width: choice(64, 128)\n", "model.width"),
+    "top-level": ("params:\n  optim.lr: interval(0.01, 0.1)\nwhen: {}\nparams: {}\n", "params"),
+}
+
+
+@pytest.mark.parametrize("where", list(DUPLICATES))
+@pytest.mark.parametrize("command", [train, sweep], ids=["train", "sweep"])
+def test_a_duplicate_key_in_a_search_yaml_is_one_line_naming_file_and_key(
+        workdir: Path, capsys: pytest.CaptureFixture, where: str, command: ModuleType) -> None:
+    (text, key), line = DUPLICATES[where], 5  # the second one is on line 5 in both
+    path = workdir / "conf" / "search" / "dup.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text("# a search space with a key written twice\n" + text)
+    with pytest.raises(ConfigError, match=f"found duplicate key {key}$"):
+        compose_config(["search=dup"])
+    with pytest.raises(SystemExit) as info:
+        command.main([*small_overrides(workdir), "search=dup",
+                      f"sweep.storage=sqlite:///{workdir}/optuna.db"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: bad YAML in {path}, line {line}: found duplicate key {key}"
+    assert not any(workdir.glob("*.db")) and not (workdir / "mlruns").exists()

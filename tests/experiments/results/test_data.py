@@ -23,10 +23,39 @@ def test_edge_warning_is_log_aware_and_skips_unordered_choices() -> None:
     # on the log scale lr 0.6 is 93% of the way up (an edge), 0.03 is in the middle (49%)
     assert warned(**{"optim.lr": 0.6, "model.depth": 3, "model.width": 256,
                      "model.activation": "relu"}) == {"optim.lr"}
-    assert warned(**{"optim.lr": 0.03, "model.depth": 1, "model.width": 1024,
+    assert warned(**{"optim.lr": 0.03, "model.depth": 5, "model.width": 1024,
                      "model.activation": "tanh"}) == {"model.depth", "model.width"}
     assert warned(**{"optim.lr": 0.0012, "model.depth": 3, "model.width": 64,
                      "model.activation": "relu"}) == {"optim.lr", "model.width"}
+
+
+def test_edge_warning_advises_only_where_the_range_can_grow() -> None:
+    dists = {"model.depth": IntDistribution(1, 5), "layers.width_2": IntDistribution(1, 512, log=True),
+             "model.width": CategoricalDistribution([1, 8, 64]),
+             "model.dropout": FloatDistribution(0.0, 0.5), "optim.momentum": FloatDistribution(0.5, 0.99),
+             "optim.lr": FloatDistribution(1e-4, 1.0, log=True), "other.knob": IntDistribution(0, 10)}
+
+    def warned(**params: object) -> dict[str, str]:
+        trial = optuna.trial.create_trial(params=params, distributions=dists, value=0.8)
+        return {w.split("=")[0].removeprefix("best "): w.rsplit("; ", 1)[1] for w in edge_warnings(trial)}
+
+    # every value at its range's low end: only ranges above their hard limit can grow downward
+    # (lr > 0 is open; a key without a known limit keeps its advice)
+    low = {"model.depth": 1, "layers.width_2": 1, "model.width": 1, "model.dropout": 0.01,
+           "optim.momentum": 0.52, "optim.lr": 1.2e-4, "other.knob": 0}
+    assert warned(**low) == {"optim.momentum": "widen the range below 0.5",
+                             "optim.lr": "widen the range below 0.0001",
+                             "other.knob": "widen the range below 0"}
+    # at the high end the same ranges can all grow (momentum 0.99 is still short of 1)
+    high = {"model.depth": 5, "layers.width_2": 500, "model.width": 64, "model.dropout": 0.49,
+            "optim.momentum": 0.98, "optim.lr": 0.9, "other.knob": 10}
+    assert warned(**high) == {k: f"widen the range above {v}" for k, v in {
+        "model.depth": "5", "layers.width_2": "512", "model.width": "64", "model.dropout": "0.5",
+        "optim.momentum": "0.99", "optim.lr": "1", "other.knob": "10"}.items()}
+    # an upper limit that a range can reach (59999 validation images at most) stops advice too
+    top = {"data.val_size": IntDistribution(50000, 59999)}
+    trial = optuna.trial.create_trial(params={"data.val_size": 59999}, distributions=top, value=0.8)
+    assert edge_warnings(trial) == []
 
 
 def test_best_so_far_counts_every_trials_epochs_and_groups_search_seeds() -> None:
