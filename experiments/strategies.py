@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from experiments.cli import Parser
+from experiments.config import load_config
 from experiments.results.strategies import STRATEGIES, overrides_for, study_names, summary
 from experiments.study import run_sweep
 
@@ -50,12 +51,14 @@ def main(argv: list[str] | None = None) -> int:
                               *args.overrides])
             if code:
                 return code
-    text = summary(args.names, args.seeds, args.storage)
+    quick = load_config(args.overrides).sweep.quick  # the quick form's studies have names of their own
+    text = summary(args.names, args.seeds, args.storage, quick=quick)
     out = Path("reports") / "strategies"
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text("# Exercise 6: search strategies\n\n" + text + "\n")
     print(text)
-    print(f"curves: python -m experiments.report {' '.join(study_names(args.names, args.seeds))}")
+    names = study_names(args.names, args.seeds, quick=quick)
+    print(f"curves: python -m experiments.report {' '.join(names)}")
     return 0
 
 

@@ -8,9 +8,13 @@ Examples:
   python -m experiments.sweep --cfg job +experiment=joint       # show the composed config
 
 ``sweep.n_trials`` is the study's total: rerunning the same command resumes the study and runs
-only the trials that are missing. Ctrl-C marks the running trial failed (its MLflow run KILLED)
-and exits 130; the next run picks up from there. Exit code 2: bad configuration or search space,
-or an unreachable storage or tracking server, reported before any study or run is created.
+only the trials that are missing, or completes a finish that was interrupted. A study is one
+experiment: a run whose configuration, search space or metric differs from the study's is
+refused (use another ``sweep.study_name``); ``sweep.quick=true`` runs in a study of its own,
+``NAME-quick``. Ctrl-C or SIGTERM marks the running trials failed (their MLflow runs KILLED)
+and exits 130; the next run picks up from there. Exit code 2: bad configuration, search space
+or data, another experiment under the study's name, or an unusable storage or tracking store,
+reported before anything is written; exit code 1: too many failed trials.
 """
 
 from __future__ import annotations

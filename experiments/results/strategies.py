@@ -7,6 +7,7 @@ import statistics
 
 import optuna
 
+from experiments.config import quick_name
 from experiments.results.data import best_so_far, trial_rows
 
 STRATEGIES = {  # name -> (sampler, pruner)
@@ -19,12 +20,13 @@ STRATEGIES = {  # name -> (sampler, pruner)
 TOLERANCE = 0.005  # "reached" also reported within half a point of the grid's best
 
 
-def study_name(strategy: str, seed: int) -> str:
-    return f"strategies-{strategy}-seed{seed}"
+def study_name(strategy: str, seed: int, *, quick: bool = False) -> str:
+    name = f"strategies-{strategy}-seed{seed}"
+    return quick_name(name) if quick else name
 
 
-def study_names(strategies: list[str], seeds: int) -> list[str]:
-    return [study_name(s, k) for s in strategies for k in range(seeds)]
+def study_names(strategies: list[str], seeds: int, *, quick: bool = False) -> list[str]:
+    return [study_name(s, k, quick=quick) for s in strategies for k in range(seeds)]
 
 
 def overrides_for(strategy: str, seed: int) -> list[str]:
@@ -44,10 +46,10 @@ def epochs_to(points: list[tuple[int, float]], target: float) -> int | None:
     return next((e for e, v in points if v >= target), None)
 
 
-def summary(strategies: list[str], seeds: int, storage: str) -> str:
+def summary(strategies: list[str], seeds: int, storage: str, *, quick: bool = False) -> str:
     """A Markdown table: per strategy, the median best value and epochs to the grid's best."""
     curves = {name: [curve(optuna.load_study(study_name=n, storage=storage))
-                     for n in study_names([name], seeds)] for name in strategies}
+                     for n in study_names([name], seeds, quick=quick)] for name in strategies}
     grid_best = max((c[-1][1] for c in curves.get("grid", []) if c), default=None)
     target = grid_best if grid_best is not None else max(c[-1][1] for cs in curves.values()
                                                           for c in cs if c)

@@ -12,14 +12,16 @@ from omegaconf import DictConfig
 from optuna.storages import RDBStorage
 
 from experiments import tracking
-from experiments.cli import one_line
+from experiments.cli import USAGE_ERRORS, one_line
 from experiments.config import Config, compose_config, to_config
-from experiments.stores import mask_url
+from experiments.stores import mask_url, probe
+from experiments.study import identity, runs
 from experiments.study.samplers import make_pruner, make_sampler
 from experiments.study.space import Space, SpaceError, build_space, extremes, grid
-from experiments.study.storage import open_storage, open_study
+from experiments.study.storage import open_storage, open_study, serialised
 from experiments.training import load_data, resolve_device
-from mlp import Splits
+from mlp import Splits, verify_data
+from mlp import prepare as prepare_data
 
 
 @dataclass
@@ -61,6 +63,8 @@ def prepare(overrides: list[str]) -> SweepContext:
                          "+experiment=NAME (see conf/search/ and conf/experiment/)")
     for ends in extremes(space):  # a range reaching outside the valid values fails here
         to_config(compose_config([*overrides, *ends]))
+    prepare_data(cfg.data.root)  # copied from Debian's package when missing, as in training
+    verify_data(cfg.data.root)  # checked once here, not found bad inside every trial
     if cfg.sweep.sampler == "grid":
         size = math.prod(len(v) for v in grid(space).values())
         if cfg.sweep.n_trials > size:
@@ -70,37 +74,59 @@ def prepare(overrides: list[str]) -> SweepContext:
 
 
 def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
-    """Open the tracking store and the study (one clear line if either is unreachable); the flag
-    says whether this call created the study."""
+    """Check both stores, open the study (refused when it is another experiment), then the
+    tracking store; the flag says whether this call created the study. Nothing is created
+    before both stores answered and the study's identity matched."""
     cfg = ctx.cfg
-    uri = cfg.mlflow.tracking_uri
-    problem = tracking.unreachable(uri)  # seconds, not MLflow's minutes of retries
+    uri, url = cfg.mlflow.tracking_uri, cfg.sweep.storage
+    problem = tracking.unreachable(uri) or probe(uri)  # seconds, not MLflow's minutes of retries
     if problem:
         raise ConnectionError(f"cannot reach mlflow.tracking_uri={mask_url(uri)}: {mask_url(problem)}")
+    problem = probe(url)
+    if problem:
+        raise ConnectionError(f"cannot open sweep.storage={mask_url(url)}: {mask_url(problem)}")
+    try:
+        ctx.storage = open_storage(url, heartbeat=cfg.sweep.heartbeat,
+                                   on_stale=lambda s, t: runs.close_stale(ctx, t, s.study_name))
+        sampler = make_sampler(cfg.sweep, ctx.space, worker=worker)
+        pruner = make_pruner(cfg.sweep, epochs=cfg.train.epochs)
+        with serialised(url, cfg.sweep.study_name):  # the creator records the identity first
+            study, created = open_study(cfg.sweep, ctx.storage, sampler, pruner)
+            attrs = study.user_attrs
+            mine = identity.identity_of(cfg, ctx.space)
+            if created or identity.IDENTITY_ATTR not in attrs:
+                old = None if created else _legacy_identity(attrs.get(identity.BASE_ATTR))
+                if not created:
+                    print(f"note: study {study.study_name!r} predates recorded identities; "
+                          + ("checked against the overrides it was created with" if old else
+                             "this run's settings become its identity"), flush=True)
+                identity.check(study, mine, stored=old, how=" (recomposed from its overrides)")
+                identity.record(study, mine, ctx.overrides)
+            identity.check(study, mine)
+    except identity.IdentityError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        reason = one_line(getattr(exc, "orig", None) or exc)  # the driver's words, not SQLAlchemy's
+        raise ConnectionError(f"cannot open sweep.storage={mask_url(url)}: "
+                              f"{mask_url(reason)[:300]}") from None
+    ctx.overrides = identity.rebase(ctx.overrides, study.user_attrs.get(identity.BASE_ATTR))
     try:
         ctx.client, ctx.experiment_id = tracking.client_for(uri, cfg.mlflow.experiment)
     except Exception as exc:  # noqa: BLE001 - whatever the cause, the user needs the URI
         raise ConnectionError(f"cannot use mlflow.tracking_uri={mask_url(uri)}: "
                               f"{mask_url(one_line(exc))[:300]}") from None
     ctx.outbox = tracking.Outbox(uri)
+    return study, created
+
+
+def _legacy_identity(base_overrides: list[str] | None) -> dict[str, str] | None:
+    """The identity of a study created before identities were recorded, recomposed from the
+    overrides it recorded; None when it recorded none or they no longer compose."""
+    if base_overrides is None:
+        return None
     try:
-        ctx.storage = open_storage(cfg.sweep.storage, heartbeat=cfg.sweep.heartbeat,
-                                   on_stale=lambda s, t: close_stale_run(ctx, t))
-        sampler = make_sampler(cfg.sweep, ctx.space, worker=worker)
-        pruner = make_pruner(cfg.sweep, epochs=cfg.train.epochs)
-        return open_study(cfg.sweep, ctx.storage, sampler, pruner)
-    except Exception as exc:  # noqa: BLE001
-        reason = one_line(getattr(exc, "orig", None) or exc)  # the driver's words, not SQLAlchemy's
-        raise ConnectionError(f"cannot open sweep.storage={mask_url(cfg.sweep.storage)}: "
-                              f"{mask_url(reason)[:300]}") from None
-
-
-def close_stale_run(ctx: SweepContext, trial: optuna.trial.FrozenTrial) -> None:
-    """A dead worker's trial: close its MLflow run as FAILED (Optuna re-enqueues the trial)."""
-    run_id, what = trial.user_attrs.get("mlflow_run_id"), f"trial {trial.number}: close dead run"
-    if run_id:
-        ctx.outbox.call(what, ctx.client.set_tag, run_id, "optuna.state", "FAIL")
-        ctx.outbox.call(what, ctx.client.set_tag, run_id, "error",
-                        "worker died (heartbeat stale); trial re-enqueued")
-        ctx.outbox.call(what, tracking.end_run, ctx.client, run_id, tracking.FAILED)
-    print(f"trial {trial.number}: its worker stopped beating; failed and re-enqueued", flush=True)
+        base = compose_config(base_overrides)
+        cfg = to_config(base)
+        return identity.identity_of(cfg, build_space(cfg.search, base))
+    except (*USAGE_ERRORS, SpaceError):
+        return None

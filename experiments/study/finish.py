@@ -1,15 +1,23 @@
-"""The end of a study, done by exactly one process: Optuna's plots, the best parameters and
-configuration on the parent run, and the best configuration retrained and tested once."""
+"""The end of a study: Optuna's plots, the best parameters and configuration on the parent run,
+the best configuration retrained and tested once, the parent closed.
+
+The finish is crash-safe and idempotent: one process at a time holds the study's finish lock
+(released however the process ends), each stage is recorded in the study when it is done, and
+the next run of the same command completes the stages that are missing, first closing any run
+a killed process left RUNNING. Adding trials later finishes the study again."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import signal
 import sys
 import tempfile
-import time
-import uuid
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
@@ -20,54 +28,73 @@ from optuna.trial import TrialState
 from experiments import tracking
 from experiments.cli import one_line
 from experiments.config import Config, local_conf_dir
-from experiments.stores import mask_url
+from experiments.stores import held_lock, mask_url
 from experiments.study.budget import counts, done
 from experiments.study.context import SweepContext
 from experiments.study.parent import best_trial
+from experiments.study.runs import close_orphans
 from experiments.study.samplers import exhausted
-from experiments.study.storage import serialised
 from experiments.training import tracked_run
 
+STAGES = ("plots", "best", "retrain", "closed")
+SUMMARY_ATTR = "finish.summary"
+KILL_AT = "MLP_KILL_AT"  # the crash-safety tests: kill -9 this process inside the named stage
 
-def should_finish(study: optuna.Study, cfg: Config, *, spent: bool) -> bool:
-    """True for exactly one process once the budget is done or spent (time, epochs, grid;
-    workers may finish together); a later run that adds trials finishes the study again."""
+
+def crash_point(stage: str) -> None:
+    if os.environ.get(KILL_AT) == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def ready(study: optuna.Study, n_trials: int, *, spent: bool) -> bool:
+    """No trial runs and the budget is done or spent (time, epochs, grid)."""
     c = counts(study)
-    n_done = done(c)
-    spent = spent or exhausted(study)
-    if c[TrialState.RUNNING] or (not spent and (n_done < cfg.sweep.n_trials or c[TrialState.WAITING])):
+    if c[TrialState.RUNNING]:
         return False
-    with serialised(cfg.sweep.storage, study.study_name):
-        if study.user_attrs.get("finalized_at") == n_done:
-            return False
-        token = uuid.uuid4().hex
-        study.set_user_attr("finalizer", token)
-        time.sleep(0.3)
-        if study.user_attrs.get("finalizer") != token:
-            return False
-        study.set_user_attr("finalized_at", n_done)
-    return True
+    return spent or exhausted(study) or (done(c) >= n_trials and not c[TrialState.WAITING])
 
 
-def finish(ctx: SweepContext, study: optuna.Study) -> dict[str, float]:
-    """:func:`finalize`, unless the tracking server is unreachable: then the study stays open."""
-    try:
-        if ctx.outbox.queue:
-            raise ConnectionError("the tracking server did not answer")
-        return finalize(ctx, study, retrain=ctx.cfg.sweep.retrain_best)
-    except Exception as exc:  # noqa: BLE001 - only an unreachable server is expected here
-        if not tracking.transient(exc):
-            raise
-        study.set_user_attr("finalized_at", None)  # the next run of the command finalises
-        print(f"warning: every trial is done in Optuna, but the study's parent MLflow run could not "
-              f"be finished ({mask_url(one_line(exc))[:200]}); rerun the same command once "
-              "the tracking server answers", file=sys.stderr, flush=True)
-        return {}
+def missing(study: optuna.Study) -> list[str]:
+    """The finish stages not yet done for the trials the study holds now."""
+    n, attrs = done(counts(study)), study.user_attrs
+    return [s for s in STAGES if attrs.get(f"finish.{s}") != n]
 
 
 def already_finished(study: optuna.Study) -> bool:
-    """True when the study was finished with the trials it holds now."""
-    return study.user_attrs.get("finalized_at") == done(counts(study))
+    return not missing(study)
+
+
+def finish(ctx: SweepContext, study: optuna.Study, *, spent: bool) -> dict[str, Any] | None:
+    """Complete what is missing of the finish; None when the study is not ready for it. While
+    another process is finishing it, wait for that one. An unreachable tracking server leaves
+    the rest for the next run."""
+    if not ready(study, ctx.cfg.sweep.n_trials, spent=spent):
+        return None
+    key = f"finish/{study.study_name}"
+    with held_lock(ctx.cfg.sweep.storage, key) as mine:
+        if mine:
+            return _finish(ctx, study)
+    print("another process is finishing the study: waiting for it", flush=True)
+    with held_lock(ctx.cfg.sweep.storage, key, wait=True):
+        return _finish(ctx, study)
+
+
+def _finish(ctx: SweepContext, study: optuna.Study) -> dict[str, Any]:
+    todo = missing(study)
+    if not todo:  # another process finished it; this one had marked the parent RUNNING again
+        tracking.end_run(ctx.client, ctx.parent_run_id, tracking.FINISHED)
+        return dict(study.user_attrs.get(SUMMARY_ATTR) or {})
+    try:
+        if ctx.outbox.queue:
+            raise ConnectionError("the tracking server did not answer")
+        return finalize(ctx, study, todo)
+    except Exception as exc:  # noqa: BLE001 - only an unreachable server is expected here
+        if not tracking.transient(exc):
+            raise
+        print(f"warning: every trial is done in Optuna, but the study's parent MLflow run could "
+              f"not be finished ({mask_url(one_line(exc))[:200]}); rerun the same command "
+              "once the tracking server answers", file=sys.stderr, flush=True)
+        return {}
 
 
 def experiment_yaml(cfg: Config, study: str, trial: int, value: float) -> str:
@@ -76,7 +103,7 @@ def experiment_yaml(cfg: Config, study: str, trial: int, value: float) -> str:
             if k in ("model", "optim", "train", "data", "seed", "device")}
     head = (f"# @package _global_\n# Best trial {trial} of study {study!r} "
             f"(validation score {value:.4f}); re-run with\n"
-            f"#   python -m experiments.train +experiment=best/{study}\n")
+            f"#   {reproduce(study)}\n")
     return head + yaml.safe_dump(keep, sort_keys=False)
 
 
@@ -84,36 +111,70 @@ def _as_dict(cfg: Config) -> dict:
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
 
 
-def finalize(ctx: SweepContext, study: optuna.Study, *, retrain: bool = True) -> dict[str, float]:
-    """Plots, best parameters and config on the parent; retrain the best and test it once."""
-    client, run_id = ctx.client, ctx.parent_run_id
-    log_plots(ctx, study)
+def best_file(study_name: str) -> str:
+    """The study's name as a safe file name under ``conf/experiment/best/``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip(".-") or "study"
+
+
+def reproduce(study_name: str) -> str:
+    return "python -m experiments.train " + shlex.quote(f"+experiment=best/{best_file(study_name)}")
+
+
+def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[str, Any]:
+    """The missing stages of the finish, each recorded in the study once done."""
+    client, run_id, n = ctx.client, ctx.parent_run_id, done(counts(study))
+    close_orphans(ctx, study)
+    summary = dict(study.user_attrs.get(SUMMARY_ATTR) or {})
+    if summary.get("trials/done") != n:
+        summary = {"trials/done": n}
+
+    def mark(stage: str) -> None:
+        study.set_user_attr(SUMMARY_ATTR, summary)
+        study.set_user_attr(f"finish.{stage}", n)
+
+    if "plots" in todo:
+        log_plots(ctx, study)
+        mark("plots")
     best = best_trial(study)
     if best is None:
         print("no trial completed: nothing to choose; see the failed trials' errors in MLflow")
         tracking.end_run(client, run_id, tracking.FINISHED)
+        for stage in STAGES[1:]:
+            mark(stage)
         return {}
-    cfg = ctx.trial_config(best.user_attrs.get("overrides", []))
-    text = experiment_yaml(cfg, study.study_name, best.number, best.value)
-    client.log_dict(run_id, best.params, "best/params.json")
-    client.log_text(run_id, text, "best/experiment.yaml")
-    path = local_conf_dir() / "experiment" / "best" / f"{study.study_name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    c = counts(study)
-    summary = {"best/trial": best.number, "trials/complete": c[TrialState.COMPLETE],
-               "trials/pruned": c[TrialState.PRUNED], "trials/failed": c[TrialState.FAIL]}
-    if retrain:
-        _, final = tracked_run(cfg, parent_run_id=run_id, run_name=f"best-trial-{best.number}",
-                               quiet=True)
-        summary.update({"test/acc": final["test/acc"], "test/loss": final["test/loss"],
-                        "retrain/val_acc_best": final["val/acc_best"]})
-    tracking.log_metrics(client, run_id, summary, step=best.number)
-    tracking.end_run(client, run_id, tracking.FINISHED)
+    cfg = ctx.trial_config(best.user_attrs.get("overrides", []))  # the study's base + the trial's
+    if "best" in todo:
+        text = experiment_yaml(cfg, study.study_name, best.number, best.value)
+        client.log_dict(run_id, best.params, "best/params.json")
+        crash_point("best")
+        client.log_text(run_id, text, "best/experiment.yaml")
+        path = local_conf_dir() / "experiment" / "best" / f"{best_file(study.study_name)}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        mark("best")
+    if "retrain" in todo:
+        if ctx.cfg.sweep.retrain_best:
+            print(f"retraining the best trial ({best.number}) on the training split and testing "
+                  "it once...", flush=True)
+            _, final = tracked_run(cfg, parent_run_id=run_id, run_name=f"best-trial-{best.number}",
+                                   quiet=True, tags={"optuna.study": study.study_name},
+                                   on_epoch_end=lambda epoch, metrics: crash_point("retrain"))
+            summary.update({"test/acc": final["test/acc"], "test/loss": final["test/loss"],
+                            "retrain/val_acc_best": final["val/acc_best"]})
+        mark("retrain")
+    if "closed" in todo:
+        c = counts(study)
+        summary.update({"best/trial": best.number, "trials/complete": c[TrialState.COMPLETE],
+                        "trials/pruned": c[TrialState.PRUNED], "trials/failed": c[TrialState.FAIL]})
+        tracking.log_metrics(client, run_id, {k: v for k, v in summary.items() if k != "trials/done"},
+                             step=best.number)
+        crash_point("closed")
+        tracking.end_run(client, run_id, tracking.FINISHED)
+        mark("closed")
     print(f"best trial {best.number}: {ctx.cfg.sweep.metric} {best.value:.4f} {best.params}")
     if "test/acc" in summary:
         print(f"retrained once and tested: test/acc {summary['test/acc']:.4f}")
-    print(f"reproduce: python -m experiments.train +experiment=best/{study.study_name}")
+    print(f"reproduce: {reproduce(study.study_name)}")
     return summary
 
 
@@ -142,6 +203,7 @@ def log_plots(ctx: SweepContext, study: optuna.Study) -> None:
                 mpl_fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
                 mpl_fig.savefig(Path(tmp, f"{name}.png"), dpi=110, bbox_inches="tight")
                 plt.close("all")
+                crash_point("plots")
             except (ValueError, RuntimeError, ZeroDivisionError) as exc:
                 print(f"note: optuna plot {name} skipped ({exc})")
         title = f"Study {study.study_name}"

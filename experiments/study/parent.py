@@ -21,11 +21,7 @@ class SweepError(RuntimeError):
 
 def attach_parent(ctx: SweepContext, study: optuna.Study, *, created: bool) -> str:
     """Create the parent run (the study's creator) or find it (everyone else) and mark it RUNNING."""
-    attrs = study.user_attrs
     if not created:
-        if attrs.get("metric", ctx.cfg.sweep.metric) != ctx.cfg.sweep.metric:
-            raise SweepError(f"study {study.study_name!r} optimises {attrs['metric']}, not "
-                             f"sweep.metric={ctx.cfg.sweep.metric}; use another sweep.study_name")
         for _ in range(120):  # a creator on another worker may still be setting it up
             run_id = study.user_attrs.get(PARENT_ATTR)
             if run_id:
@@ -46,8 +42,6 @@ def attach_parent(ctx: SweepContext, study: optuna.Study, *, created: bool) -> s
     ctx.client.log_dict(run_id, ctx.space.describe(), "search_space.json")
     ctx.client.log_text(run_id, mask_url(to_yaml(cfg)), "base_config.yaml")
     study.set_user_attr("metric", cfg.sweep.metric)
-    # replicate/report recompose trials from these; a password in a URL is not kept
-    study.set_user_attr("base_overrides", [mask_url(o) for o in ctx.overrides])
     study.set_user_attr("tracking_uri", mask_url(cfg.mlflow.tracking_uri))
     study.set_user_attr("experiment_id", ctx.experiment_id)
     study.set_user_attr(PARENT_ATTR, run_id)

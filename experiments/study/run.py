@@ -3,23 +3,28 @@ finish the study; :func:`run_sweep` is the whole ``python -m experiments.sweep``
 
 from __future__ import annotations
 
-import signal
+import contextlib
 import sys
 import time
+from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from experiments import tracking
 from experiments.cli import USAGE_ERRORS, fail, one_line, quiet_libraries
 from experiments.stores import mask_url
+from experiments.study import signals
 from experiments.study.budget import counts, done, top_up
 from experiments.study.context import SweepContext, connect, prepare
-from experiments.study.finish import already_finished, finish, should_finish
+from experiments.study.finish import already_finished, finish
+from experiments.study.identity import IdentityError
 from experiments.study.parent import SweepError, attach_parent, best_trial
 from experiments.study.space import SpaceError
 from experiments.study.storage import quiet_optuna, serialised
 from experiments.study.worker import deadline_of, epochs_spent, run_workers, work
 from experiments.training import setup_torch
+from mlp.data import DataError
 
 
 def start(ctx: SweepContext, *, worker: int = 0) -> optuna.Study:
@@ -32,21 +37,41 @@ def start(ctx: SweepContext, *, worker: int = 0) -> optuna.Study:
 
 
 def worker_process(overrides: list[str], index: int, threads: int) -> None:
-    """A spawned worker of ``sweep.workers=N``: attach to the study and run trials."""
+    """A spawned worker of ``sweep.workers=N``: attach to the study and run trials. It stops on
+    SIGINT or SIGTERM like the main process; its errors are one line, never a traceback."""
+    signals.install()
     setup_torch(threads)
+    quiet_libraries()
     quiet_optuna()
-    ctx = prepare(overrides)
-    study = start(ctx, worker=index)
     try:
+        ctx = prepare(overrides)
+        study = start(ctx, worker=index)
         work(ctx, study, deadline=deadline_of(ctx.cfg.sweep.timeout))
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the main process reports the exit code
+        print(f"error: worker {index}: {mask_url(one_line(exc))[:500]}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
-def sweep(ctx: SweepContext) -> dict[str, float]:
-    """Run the study to its budget and finish it (plots, best config, one test evaluation)."""
+def sweep(ctx: SweepContext) -> dict[str, Any]:
+    """Run the study to its budget and finish it (plots, best config, one test evaluation).
+    However this process stops, the study's parent run is not left RUNNING by it."""
     cfg = ctx.cfg
     study = start(ctx)
+    try:
+        return _sweep(ctx, study)
+    except KeyboardInterrupt:
+        close_parent(ctx, tracking.KILLED, "interrupted (Ctrl-C or SIGTERM); rerun the same "
+                                           "command to resume")
+        raise
+    except BaseException as exc:
+        close_parent(ctx, tracking.FAILED, f"{cfg.sweep.study_name}: {one_line(exc)}")
+        raise
+
+
+def _sweep(ctx: SweepContext, study: optuna.Study) -> dict[str, Any]:
+    cfg = ctx.cfg
     with serialised(cfg.sweep.storage, study.study_name):  # starting together, add the budget once
         added = top_up(study, cfg.sweep.n_trials)
     c, deadline = counts(study), deadline_of(cfg.sweep.timeout)
@@ -54,47 +79,51 @@ def sweep(ctx: SweepContext) -> dict[str, float]:
           f"{done(c)}/{cfg.sweep.n_trials} trials done, {added} added; "
           f"sampler {cfg.sweep.sampler}, pruner {cfg.sweep.pruner}, {cfg.sweep.workers} worker(s); "
           f"MLflow {mask_url(cfg.mlflow.tracking_uri)} run {ctx.parent_run_id}", flush=True)
-    try:
-        if cfg.sweep.workers > 1:
-            run_workers(ctx, worker_process)
-        else:
-            work(ctx, study, deadline=deadline)
-    except KeyboardInterrupt:
-        tracking.end_run(ctx.client, ctx.parent_run_id, tracking.KILLED)
-        raise
-    spent = ((deadline is not None and time.monotonic() > deadline)
-             or epochs_spent(study, cfg.sweep.epoch_budget))
-    if should_finish(study, cfg, spent=spent):
-        return finish(ctx, study)
-    if already_finished(study):
+    if already_finished(study) and not (c[TrialState.WAITING] or c[TrialState.RUNNING]):
         best = best_trial(study)
         print(f"study already complete{f': best trial {best.number}, {best.value:.4f}' if best else ''}; "
               f"raise sweep.n_trials to run more")
         tracking.end_run(ctx.client, ctx.parent_run_id, tracking.FINISHED)
+        return {}
+    if cfg.sweep.workers > 1:
+        run_workers(ctx, study, worker_process)
     else:
-        print("study not finished (timeout, failures or other workers): rerun the command to resume")
-    return {}
+        work(ctx, study, deadline=deadline)
+    spent = ((deadline is not None and time.monotonic() > deadline)
+             or epochs_spent(study, cfg.sweep.epoch_budget))
+    summary = finish(ctx, study, spent=spent)
+    if summary is None:
+        print("study not finished (other processes are running its trials or finishing it): "
+              "rerun the command to resume", flush=True)
+    return summary or {}
+
+
+def close_parent(ctx: SweepContext, status: str, reason: str) -> None:
+    """Close the parent run with the reason as a tag; quietly, when the server is gone too."""
+    with contextlib.suppress(Exception):
+        ctx.client.set_tag(ctx.parent_run_id, "stopped", mask_url(reason)[:5000])
+        tracking.end_run(ctx.client, ctx.parent_run_id, status)
 
 
 def run_sweep(overrides: list[str]) -> int:
     """The sweep command: check, run, finish; one-line errors with the documented exit codes
-    (2 bad input or unreachable store, 1 a study that cannot go on, 130 interrupted)."""
+    (2 bad input, another experiment under the study's name or an unreachable store, 1 a study
+    that cannot go on, 130 interrupted)."""
     quiet_libraries()
     quiet_optuna()
     setup_torch()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # docker stop: like Ctrl-C
+    signals.install()  # Ctrl-C and docker stop's SIGTERM alike
     try:
         ctx = prepare(overrides)
-    except (*USAGE_ERRORS, SpaceError) as exc:
-        fail(one_line(exc))
-    try:
         sweep(ctx)
+    except (*USAGE_ERRORS, SpaceError, IdentityError, DataError) as exc:
+        fail(mask_url(one_line(exc)))
     except ConnectionError as exc:
         fail(str(exc))
     except SweepError as exc:
-        fail(str(exc), code=1)
+        fail(mask_url(str(exc)), code=1)
     except KeyboardInterrupt:
-        print("interrupted: the running trial is marked failed and its MLflow run KILLED; "
+        print("interrupted: the running trials are marked failed and their MLflow runs KILLED; "
               "rerun the same command to resume", file=sys.stderr)
         return 130
     return 0

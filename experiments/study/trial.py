@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 
 from experiments import tracking
 from experiments.cli import chain, one_line
+from experiments.study import runs, signals
 from experiments.study.budget import add_tickets, heartbeat
 from experiments.study.context import SweepContext
 from experiments.study.space import sample
@@ -43,46 +45,67 @@ def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, 
 
 
 def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Outcome:
-    """Run ``trial`` to COMPLETE, PRUNED (pruner or divergence) or FAIL and tell the study."""
+    """Run ``trial`` to COMPLETE, PRUNED (pruner or divergence) or FAIL and tell the study. On
+    Ctrl-C or SIGTERM the trial is failed, its run KILLED and a ticket added to replace it."""
     start = time.perf_counter()
-    metric = ctx.cfg.sweep.metric
     best: dict[str, float] = {}
-    state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
-    # Beat from the claim on: a trial whose worker dies before its first beat is never stale.
-    with heartbeat(ctx.storage, study, trial):
-        log = EpochLog(ctx, trial.number, _child_run(ctx, study, trial))
-        trial.set_user_attr("worker", WORKER)
-        try:
-            sampled, chosen = sample(ctx.space, trial, ctx.base)
-            trial.set_user_attr("overrides", sampled)
-            cfg = ctx.trial_config(sampled)
-            extra = {"optuna.trial_number": trial.number,
-                     **{f"sampled.{k}": v for k, v in chosen.items()}}
-            _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,
-                    extra=extra)
-            train_config(cfg, data=ctx.data_for(cfg), on_epoch_end=chain(
-                log,
-                _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
-            state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
-        except optuna.TrialPruned as exc:
-            state, status, note = TrialState.PRUNED, tracking.FINISHED, str(exc)
-            tags["pruned_at_epoch"] = str(best.get("epoch", 0))
-        except DivergedError as exc:
-            state, status, note = TrialState.PRUNED, tracking.FINISHED, f"diverged: {exc}"
-            tags["pruned_at_epoch"] = str(exc.epoch)
-            trial.set_user_attr("pruned_reason", note)
-        except KeyboardInterrupt:
-            _close(ctx, study, trial, log, TrialState.FAIL, None, tracking.KILLED,
-                   {"error": "interrupted (Ctrl-C)"}, best)
-            add_tickets(study, 1, reason="replaces-interrupted")
-            raise
-        except Exception as exc:  # noqa: BLE001 - a raising trial is recorded, the study goes on
-            note = one_line(exc)
-            trial.set_user_attr("error", note[:2000])
-            tags["error"] = note[:5000]
-            add_tickets(study, 1, reason="replaces-failed")
-    _close(ctx, study, trial, log, state, value, status, tags, best)
+    log: EpochLog | None = None
+    try:
+        # Beat from the claim on: a trial whose worker dies before its first beat is never stale.
+        with heartbeat(ctx.storage, study, trial):
+            with signals.deferred():  # the run's id is recorded before anything can interrupt
+                log = EpochLog(ctx, trial.number, _child_run(ctx, study, trial))
+            state, value, status, note, tags = _train(ctx, study, trial, log, best)
+        with signals.deferred():
+            _close(ctx, study, trial.number, log, state, value, status, tags, best)
+    except KeyboardInterrupt:
+        abandon(ctx, study, trial.number, "interrupted (Ctrl-C or SIGTERM)", log=log, best=best)
+        raise
     return Outcome(state, value, time.perf_counter() - start, note)
+
+
+def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: EpochLog,
+           best: dict[str, float]) -> tuple[TrialState, float | None, str, str, dict[str, str]]:
+    metric = ctx.cfg.sweep.metric
+    state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
+    try:
+        sampled, chosen = sample(ctx.space, trial, ctx.base)
+        trial.set_user_attr("overrides", sampled)
+        cfg = ctx.trial_config(sampled)
+        extra = {"optuna.trial_number": trial.number,
+                 **{f"sampled.{k}": v for k, v in chosen.items()}}
+        _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,
+                extra=extra)
+        train_config(cfg, data=ctx.data_for(cfg), on_epoch_end=chain(
+            log, _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
+        state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
+    except optuna.TrialPruned as exc:
+        state, status, note = TrialState.PRUNED, tracking.FINISHED, str(exc)
+        tags["pruned_at_epoch"] = str(best.get("epoch", 0))
+    except DivergedError as exc:
+        state, status, note = TrialState.PRUNED, tracking.FINISHED, f"diverged: {exc}"
+        tags["pruned_at_epoch"] = str(exc.epoch)
+        trial.set_user_attr("pruned_reason", note)
+    except Exception as exc:  # noqa: BLE001 - a raising trial is recorded, the study goes on
+        note = one_line(exc)
+        trial.set_user_attr("error", note[:2000])
+        tags["error"] = note[:5000]
+        add_tickets(study, 1, reason="replaces-failed")
+    return state, value, status, note, tags
+
+
+def abandon(ctx: SweepContext, study: optuna.Study, number: int, reason: str, *,
+            log: EpochLog | None = None, best: dict[str, float] | None = None) -> None:
+    """Fail trial ``number`` of a stopped worker, close its runs as KILLED (found by their tags
+    when the id never got recorded) and add a ticket to replace it."""
+    if log is not None:
+        _close(ctx, study, number, log, TrialState.FAIL, None, tracking.KILLED,
+               {"error": reason}, best or {})
+    else:
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    with contextlib.suppress(Exception):  # a tracking server that is gone closes nothing
+        runs.close_trial(ctx, study.study_name, number, tracking.KILLED, reason)
+    add_tickets(study, 1, reason="replaces-interrupted")
 
 
 @dataclass
@@ -141,19 +164,19 @@ class EpochLog:
         self.last = time.monotonic()
 
 
-def _close(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: EpochLog,
+def _close(ctx: SweepContext, study: optuna.Study, number: int, log: EpochLog,
            state: TrialState, value: float | None, status: str, tags: dict[str, str],
            best: dict[str, float]) -> None:
     """Tell Optuna first (the source of truth), then close the MLflow child run: the pending
     epochs, the state tags and the best score in one request, then the run's status."""
-    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
+    study.tell(number, value if state == TrialState.COMPLETE else None, state=state,
                skip_if_finished=True)
     if best:
         log.pending.append((int(best["epoch"]), {f"{ctx.cfg.sweep.metric}_best": best["value"]}))
     log.flush(tags={**tags, "optuna.state": state.name})
-    _mlflow(ctx, log.run, f"trial {trial.number}: end run", tracking.end_run, status)
+    _mlflow(ctx, log.run, f"trial {number}: end run", tracking.end_run, status)
     if state == TrialState.COMPLETE:
-        _log_study_best(ctx, study, trial.number)
+        _log_study_best(ctx, study, number)
 
 
 def _log_study_best(ctx: SweepContext, study: optuna.Study, number: int) -> None:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import socket
+import sys
 import time
 from collections.abc import Callable
 
 import optuna
 from optuna.trial import TrialState
 
+from experiments.study import signals
 from experiments.study.budget import claim, counts, done, trained_epochs
 from experiments.study.context import SweepContext
 from experiments.study.parent import SweepError, best_trial
 from experiments.study.samplers import exhausted
-from experiments.study.trial import Outcome, describe, run_trial
+from experiments.study.trial import WORKER, Outcome, abandon, describe, run_trial
 
 
 def work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> int:
@@ -37,7 +41,10 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
                   flush=True)
             return failures
         optuna.storages.fail_stale_trials(study)
-        trial = claim(study, ctx.cfg.sweep.storage)
+        with signals.deferred():  # a claimed trial always knows its worker
+            trial = claim(study, ctx.cfg.sweep.storage)
+            if trial is not None:
+                trial.set_user_attr("worker", WORKER)
         if trial is None:
             if counts(study)[TrialState.RUNNING]:
                 time.sleep(min(2.0, ctx.cfg.sweep.heartbeat))  # others' trials may come back
@@ -73,9 +80,12 @@ def deadline_of(timeout: float | None) -> float | None:
     return None if timeout is None else time.monotonic() + timeout
 
 
-def run_workers(ctx: SweepContext, target: Callable[[list[str], int, int], None]) -> None:
+def run_workers(ctx: SweepContext, study: optuna.Study,
+                target: Callable[[list[str], int, int], None]) -> None:
     """``sweep.workers`` processes, each running ``target(overrides, index, threads)``; the CPU
-    threads are split between them. A worker that stops with an error is a :class:`SweepError`."""
+    threads are split between them. Ctrl-C or SIGTERM here reaches every worker; one that has
+    not stopped within ``GRACE_SECONDS`` is killed and its trials failed and re-enqueued. A worker
+    that stops with an error is a :class:`SweepError`."""
     n = ctx.cfg.sweep.workers
     threads = max(1, (os.cpu_count() or 1) // n)
     mp = multiprocessing.get_context("spawn")
@@ -86,11 +96,32 @@ def run_workers(ctx: SweepContext, target: Callable[[list[str], int, int], None]
         for p in procs:
             p.join()
     except KeyboardInterrupt:
-        for p in procs:
-            p.join()
+        _stop(ctx, study, procs)
         raise
     crashed = [f"worker {i + 1} (exit code {p.exitcode})" for i, p in enumerate(procs) if p.exitcode]
     if crashed:  # its trial is failed by the heartbeat and rerun; the user must hear of it
         raise SweepError(f"{', '.join(crashed)} stopped with an error (see its output above); "
                          "rerun the same command to resume the study")
 
+
+GRACE_SECONDS = 30.0
+
+
+def _stop(ctx: SweepContext, study: optuna.Study, procs: list) -> None:
+    """Pass the interrupt on (a worker that already has it ignores it), wait, then kill."""
+    print("stopping the workers: each closes its trial and run...", file=sys.stderr, flush=True)
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+    end = time.monotonic() + GRACE_SECONDS
+    for p in procs:
+        p.join(max(0.0, end - time.monotonic()))
+    stuck = [p for p in procs if p.is_alive()]
+    for p in stuck:
+        p.kill()
+        p.join()
+    names = {f"{socket.gethostname()}:{p.pid}" for p in stuck}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("worker") in names:
+            abandon(ctx, study, t.number, "its worker did not stop within "
+                    f"{GRACE_SECONDS:g} s of the interrupt and was killed")

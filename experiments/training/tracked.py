@@ -3,6 +3,8 @@ and record its metrics, figures, data set and model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mlflow
 import torch
 from mlflow.tracking import MlflowClient
@@ -17,7 +19,8 @@ from mlp.data import raw_dir
 
 
 def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None = None,
-                run_name: str | None = None, tags: dict[str, str] | None = None
+                run_name: str | None = None, tags: dict[str, str] | None = None,
+                on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
                 ) -> tuple[str, dict[str, float]]:
     """Train ``cfg`` in a new MLflow run (nested under ``parent_run_id`` if given, with extra
     ``tags``); return the run's id and its final metrics. Ctrl-C closes the run as KILLED, an
@@ -33,7 +36,7 @@ def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None =
     try:
         tracking.log_config(client, run_id, cfg)
         trained = train_config(cfg, on_epoch_end=chain(tracking.epoch_logger(client, run_id),
-                                                       progress))
+                                                       progress, on_epoch_end))
         close()
         final = record_final(client, run_id, cfg, trained)
         status = tracking.FINISHED

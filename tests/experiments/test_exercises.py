@@ -33,7 +33,7 @@ def test_quick_form_is_small_whatever_the_experiment_asks() -> None:
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_in_quick_form(workdir: Path, name: str) -> None:
     assert sweep.main([f"+experiment={name}", *_quick(workdir)]) == 0
-    study_name = load_config([f"+experiment={name}"]).sweep.study_name
+    study_name = load_config([f"+experiment={name}"]).sweep.study_name + "-quick"
     study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{workdir}/optuna.db")
     assert len(study.trials) == 2
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)

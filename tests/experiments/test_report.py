@@ -38,7 +38,7 @@ def run_studies(tmp: Path, names: tuple[str, ...], *, n: int = 4, retrain: bool 
         mp.chdir(tmp)
         for seed, name in enumerate(names):
             assert sweep.main([
-                f"data.root={DATA_ROOT}", "sweep.quick=true", "data.limit_train=1500",
+                f"data.root={DATA_ROOT}", "mlflow.log_model=false", "data.limit_train=1500",
                 "data.val_size=500", "train.epochs=2", f"hydra.searchpath=[file://{tmp}/conf]",
                 "search=t", f"sweep.n_trials={n}", f"sweep.study_name={name}",
                 "sweep.sampler=random", f"sweep.seed={seed}", f"sweep.retrain_best={retrain}",

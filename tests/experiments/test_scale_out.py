@@ -47,13 +47,16 @@ def _overrides(storage: str, server: TrackingServer, experiment: str, n: int, *e
 WORKER_ENV = {"OMP_NUM_THREADS": "1"}  # one thread each, as the compose workers
 
 
-def _study(storage: str) -> optuna.Study:
-    return load_study(storage)
+QUICK, FULL = "mlp-sweep-quick", "mlp-sweep"  # the quick form's study has a name of its own
 
 
-def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+def _study(storage: str, name: str = QUICK) -> optuna.Study:
+    return load_study(storage, name)
+
+
+def _trials(storage: str, name: str = QUICK) -> list[optuna.trial.FrozenTrial]:
     try:
-        return _study(storage).trials
+        return _study(storage, name).trials
     except KeyError:  # the study does not exist yet
         return []
 
@@ -100,14 +103,15 @@ def _check_runs(server: TrackingServer, experiment: str, study: optuna.Study, ch
     return {n: runs[0] for n, runs in children.items()}
 
 
-def _settled_children(server: TrackingServer, experiment: str, storage: str) -> dict[int, list] | None:
+def _settled_children(server: TrackingServer, experiment: str, storage: str,
+                      name: str = QUICK) -> dict[int, list] | None:
     """The FINISHED trial runs once they are exactly the COMPLETE trials (at least one), else None.
 
     A worker tells Optuna first and closes the trial's MLflow run just after, so while workers
     run the two stores can differ for a moment. MLflow is read first: a run FINISHED there is
     COMPLETE in Optuna for good, so equal sets mean the two agreed when MLflow was read."""
     children = _finished_children(server, experiment)
-    complete = {t.number for t in _trials(storage) if t.state == TrialState.COMPLETE}
+    complete = {t.number for t in _trials(storage, name) if t.state == TrialState.COMPLETE}
     return children if complete and set(children) == complete else None
 
 
@@ -143,7 +147,7 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
         def worker_mid_trial() -> int | None:
             """A worker with a trial in its first half (of 12 epochs): killing it now kills that
             trial, not one about to finish."""
-            for t in _trials(storage):
+            for t in _trials(storage, FULL):
                 pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
                 if t.state == TrialState.RUNNING and 1 <= len(t.intermediate_values) <= 6 and pid in procs:
                     return pid
@@ -152,15 +156,15 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
         pid = wait_for(worker_mid_trial, "a worker in the middle of a trial")
         os.kill(pid, signal.SIGKILL)
         # Its trial stays RUNNING until a live worker finds it stale (3 s after its last beat).
-        (victim,) = [t.number for t in _trials(storage) if t.state == TrialState.RUNNING
+        (victim,) = [t.number for t in _trials(storage, FULL) if t.state == TrialState.RUNNING
                      and t.user_attrs.get("worker", "").endswith(f":{pid}")]
-        done_before = {t.number for t in _trials(storage) if t.state == TrialState.COMPLETE}
+        done_before = {t.number for t in _trials(storage, FULL) if t.state == TrialState.COMPLETE}
         results = workers.wait()
     codes = {p.pid: code for p, (code, _) in zip(workers.procs, results, strict=True)}
     assert codes.pop(pid) == -signal.SIGKILL and all(c == 0 for c in codes.values()), results
     assert any("its worker stopped beating" in out for _, out in results)
 
-    study = _study(storage)
+    study = _study(storage, FULL)
     by_number = {t.number: t for t in study.trials}
     assert len(by_number) == len(study.trials) == n + 1  # one failed, re-enqueued, run again
     assert by_number[victim].state == TrialState.FAIL
@@ -188,9 +192,9 @@ def test_a_tracking_server_restart_mid_study_loses_nothing(
     with Sweeps(tmp_path, env={**WORKER_ENV, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}) as workers:
         for _ in range(2):
             workers.start(args)
-        settled = wait_for(lambda: _settled_children(server, exp, storage),
+        settled = wait_for(lambda: _settled_children(server, exp, storage, FULL),
                             "a first complete trial with its MLflow run closed")
-        before = _check_runs(server, exp, _study(storage), settled, epochs=epochs)
+        before = _check_runs(server, exp, _study(storage, FULL), settled, epochs=epochs)
         server.stop()
         wait_for(lambda: workers.said("queued until the tracking server answers"),
                   "a worker to queue an MLflow call while the tracking server is down")
@@ -199,7 +203,7 @@ def test_a_tracking_server_restart_mid_study_loses_nothing(
     assert all(code == 0 for code, _ in results), results
     output = "\n".join(out for _, out in results)
     assert "all of them were logged later" in output and "could not be logged" not in output
-    study = _study(storage)
+    study = _study(storage, FULL)
     assert sorted(t.number for t in study.trials) == list(range(n))
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     after = _check_children(server, exp, study, epochs=epochs)

@@ -1,5 +1,7 @@
 """In-process sweeps on small data: trials, parent/child runs, resume, pruning, failures, errors."""
 
+import shutil
+import time
 from pathlib import Path
 
 import optuna
@@ -18,11 +20,11 @@ TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5
 
 def overrides(tmp: Path, *, n: int, study: str = "s", space: dict | None = None,
               extra: tuple[str, ...] = ()) -> list[str]:
-    """A quick study on 1,500 images with its search space in a config dir under ``tmp``."""
+    """A small study on 1,500 images with its search space in a config dir under ``tmp``."""
     conf = tmp / "conf" / "search"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "t.yaml").write_text("# test space\n" + yaml.safe_dump({"params": space or TINY}))
-    return [f"data.root={DATA_ROOT}", "sweep.quick=true", "data.limit_train=1500",
+    return [f"data.root={DATA_ROOT}", "mlflow.log_model=false", "data.limit_train=1500",
             "data.val_size=500", "train.epochs=2", f"hydra.searchpath=[file://{tmp}/conf]",
             "search=t",
             f"sweep.n_trials={n}", f"sweep.study_name={study}", "sweep.sampler=random",
@@ -111,6 +113,21 @@ def test_diverging_and_raising_trials_leave_the_study_going(
     assert failed_runs and all(r.info.status == "FAILED" for r in failed_runs)
 
 
+def test_too_many_failures_close_the_parent_run_as_failed(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    def broken(cfg, **kwargs):
+        raise RuntimeError("boom in every trial")
+
+    monkeypatch.setattr(trial, "train_config", broken)
+    with pytest.raises(SystemExit) as info:
+        sweep.main(overrides(workdir, n=4, extra=("sweep.max_failures=1",)))
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 1 and "sweep.max_failures=1" in err and "\n" not in err
+    (parent,) = [r for r in runs(workdir) if r.data.tags.get("kind") == "study"]
+    assert parent.info.status == "FAILED" and "boom in every trial" in parent.data.tags["stopped"]
+    assert not [r for r in runs(workdir) if r.info.status == "RUNNING"]
+
+
 @pytest.mark.parametrize(("space", "message"), [
     ({"optim.lr": "interval(0.1,"}, "search key 'optim.lr': cannot parse 'interval(0.1,'"),
     ({"model.widht": "choice(1,2)"}, "key 'model.widht' is not in the config"),
@@ -127,10 +144,39 @@ def test_bad_space_exits_2_and_creates_nothing(
     assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()
 
 
-def test_unreachable_storage_fails_in_one_line(workdir: Path, capsys: pytest.CaptureFixture) -> None:
-    args = overrides(workdir, n=2) + ["sweep.storage=postgresql://u:secret@127.0.0.1:1/none"]
+@pytest.mark.parametrize(("store", "message"), [
+    ("sweep.storage=postgresql://u:secret@127.0.0.1:1/none",
+     "cannot open sweep.storage=postgresql://u:***@"),
+    ("sweep.storage='postgresql://u@127.0.0.1:1/none?password=secret'",
+     "cannot open sweep.storage=postgresql://u@127.0.0.1:1/none?password=***"),
+    ("sweep.storage=sqlite:///{tmp}/missing/optuna.db", "the folder {tmp}/missing does not exist"),
+    ("mlflow.tracking_uri=postgresql://u:secret@127.0.0.1:1/none",
+     "cannot reach mlflow.tracking_uri=postgresql://u:***@"),
+    ("mlflow.tracking_uri=sqlite:///{tmp}/missing/mlflow.db", "the folder {tmp}/missing does not"),
+])
+def test_an_unusable_store_fails_in_seconds_in_one_line_and_creates_neither_store(
+        workdir: Path, capsys: pytest.CaptureFixture, store: str, message: str) -> None:
+    start = time.monotonic()
     with pytest.raises(SystemExit) as info:
-        sweep.main(args)
+        sweep.main(overrides(workdir, n=2) + [store.format(tmp=workdir)])
     err = capsys.readouterr().err.strip()
-    assert info.value.code == 2 and "cannot open sweep.storage=postgresql://u:***@" in err
+    assert info.value.code == 2 and message.format(tmp=workdir) in err
     assert "secret" not in err and "\n" not in err
+    assert time.monotonic() - start < 15  # not MLflow's minutes of connection retries
+    assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_corrupt_data_is_found_once_before_the_study_starts(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    raw = workdir / "copy" / "FashionMNIST" / "raw"
+    shutil.copytree(Path(DATA_ROOT) / "FashionMNIST" / "raw", raw)
+    images = raw / "train-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[5000] ^= 0xFF  # one pixel of one image
+    images.write_bytes(bytes(data))
+    args = [a for a in overrides(workdir, n=3) if not a.startswith("data.root=")]
+    with pytest.raises(SystemExit) as info:
+        sweep.main([*args, f"data.root={workdir / 'copy'}"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "train-images-idx3-ubyte is corrupt" in err and "\n" not in err
+    assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()

@@ -32,7 +32,7 @@ def _args(tmp: Path, n: int, *extra: str) -> list[str]:
 
 
 def _study(tmp: Path) -> optuna.Study:
-    return load_study(f"sqlite:///{tmp}/optuna.db")
+    return load_study(f"sqlite:///{tmp}/optuna.db", "mlp-sweep-quick")
 
 
 def _trial_runs(tmp: Path) -> dict[int, object]:

@@ -1,0 +1,77 @@
+"""The study's MLflow runs found by their tags, so that a run is closed even when its id was
+never recorded (a process stopped between creating the run and noting its id)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import optuna
+from mlflow.entities import Run
+from optuna.trial import FrozenTrial, TrialState
+
+from experiments import tracking
+
+if TYPE_CHECKING:
+    from experiments.study.context import SweepContext
+
+TRIAL_STATUS = {TrialState.COMPLETE: tracking.FINISHED, TrialState.PRUNED: tracking.FINISHED}
+
+
+def running(ctx: SweepContext, study_name: str, *, trial: int | None = None) -> list[Run]:
+    """The study's runs still RUNNING (those of trial number ``trial`` only, if given)."""
+    quote = '"' if "'" in study_name else "'"
+    where = f"tags.`optuna.study` = {quote}{study_name}{quote} and attributes.status = 'RUNNING'"
+    if trial is not None:
+        where += f" and tags.`optuna.trial` = '{trial}'"
+    return ctx.client.search_runs([ctx.experiment_id], where, max_results=5000)
+
+
+def close(ctx: SweepContext, run_id: str, status: str, reason: str,
+          state: TrialState | None = None) -> None:
+    """End a run with the reason (and the trial's state, for a trial's run) as tags."""
+    if state is not None:
+        ctx.client.set_tag(run_id, "optuna.state", state.name)
+    ctx.client.set_tag(run_id, "error" if status != tracking.FINISHED else "note", reason[:5000])
+    tracking.end_run(ctx.client, run_id, status)
+
+
+def close_trial(ctx: SweepContext, study_name: str, number: int, status: str, reason: str) -> None:
+    """Close every run of trial ``number`` still RUNNING; the trial has failed."""
+    for run in running(ctx, study_name, trial=number):
+        close(ctx, run.info.run_id, status, reason, TrialState.FAIL)
+
+
+def close_orphans(ctx: SweepContext, study: optuna.Study) -> int:
+    """Close the runs that processes stopped before closing (a killed worker, an interrupted
+    retrain), as their trial's state says; call only while no trial runs. Returns how many."""
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    closed = 0
+    for run in running(ctx, study.study_name):
+        tags, run_id = run.data.tags, run.info.run_id
+        if tags.get("kind") == "trial":
+            state = states.get(int(tags.get("optuna.trial", -1)))
+            if state == TrialState.RUNNING:
+                continue
+            close(ctx, run_id, TRIAL_STATUS.get(state, tracking.FAILED),  # type: ignore[arg-type]
+                  "its worker stopped before closing the run", state or TrialState.FAIL)
+        elif tags.get("kind") == "retrain":
+            close(ctx, run_id, tracking.KILLED,
+                  "the finish was interrupted during this retrain; it was retrained again")
+        else:
+            continue
+        closed += 1
+    if closed:
+        print(f"closed {closed} MLflow run(s) that stopped processes left RUNNING", flush=True)
+    return closed
+
+
+def close_stale(ctx: SweepContext, trial: FrozenTrial, study_name: str) -> None:
+    """A dead worker's trial (its heartbeat went stale): close its runs as FAILED; Optuna then
+    fails the trial and enqueues its parameters again."""
+    try:
+        close_trial(ctx, study_name, trial.number, tracking.FAILED,
+                    "worker died (heartbeat stale); trial re-enqueued")
+    except Exception as exc:  # noqa: BLE001 - the finish closes what is left
+        if not tracking.transient(exc):
+            raise
+    print(f"trial {trial.number}: its worker stopped beating; failed and re-enqueued", flush=True)
