@@ -52,4 +52,4 @@ ui: $(STAMP)  ## the MLflow UI on the embedded store, http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean-runs:
-	rm -rf mlflow.db optuna.db mlflow.db.lock optuna.db.lock mlruns outputs multirun reports
+	rm -rf mlflow.db optuna.db mlflow.db.lock optuna.db.lock optuna.db.*.lock mlruns outputs multirun reports
