@@ -86,8 +86,8 @@ def check(study: optuna.Study, identity: dict[str, str], *, stored: dict[str, st
         return
     diff = differences(stored, identity)
     more = f" and {len(diff) - SHOWN} more" if len(diff) > SHOWN else ""
-    name = study.study_name
+    name = study.study_name.removesuffix("-quick")  # sweep.quick adds it again
     raise IdentityError(
-        f"study {name!r} is another experiment{how}: {'; '.join(diff[:SHOWN])}{more}. A study "
-        f"keeps one configuration, search space and metric: rerun with the study's settings, "
-        f"or start a new study with sweep.study_name={name}-2")
+        f"study {study.study_name!r} is another experiment{how}: {'; '.join(diff[:SHOWN])}{more}. "
+        "A study keeps one configuration, search space and metric: rerun with the study's "
+        f"settings, or start a new study with sweep.study_name={name}-2")

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from optuna.trial import TrialState
 
 from experiments import tracking
 from experiments.cli import chain, one_line
+from experiments.stores import mask_url
 from experiments.study import runs, signals
 from experiments.study.budget import add_tickets, heartbeat
 from experiments.study.context import SweepContext
@@ -59,7 +61,12 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
         with signals.deferred():
             _close(ctx, study, trial.number, log, state, value, status, tags, best)
     except KeyboardInterrupt:
-        abandon(ctx, study, trial.number, "interrupted (Ctrl-C or SIGTERM)", log=log, best=best)
+        try:
+            abandon(ctx, study, trial.number, "interrupted (Ctrl-C or SIGTERM)", log=log, best=best)
+        except Exception as exc:  # noqa: BLE001 - a store busy or gone: the heartbeat fails it later
+            print(f"warning: trial {trial.number} could not be closed ({mask_url(one_line(exc))[:200]}); "
+                  "the next run fails and replaces it once its heartbeat is stale",
+                  file=sys.stderr, flush=True)
         raise
     return Outcome(state, value, time.perf_counter() - start, note)
 

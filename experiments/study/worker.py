@@ -3,6 +3,7 @@ and ``sweep.workers=N``, N such workers as processes on this machine."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -112,7 +113,8 @@ def _stop(ctx: SweepContext, study: optuna.Study, procs: list) -> None:
     print("stopping the workers: each closes its trial and run...", file=sys.stderr, flush=True)
     for p in procs:
         if p.is_alive():
-            os.kill(p.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it may end in between
+                os.kill(p.pid, signal.SIGTERM)
     end = time.monotonic() + GRACE_SECONDS
     for p in procs:
         p.join(max(0.0, end - time.monotonic()))
@@ -121,7 +123,8 @@ def _stop(ctx: SweepContext, study: optuna.Study, procs: list) -> None:
         p.kill()
         p.join()
     names = {f"{socket.gethostname()}:{p.pid}" for p in stuck}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("worker") in names:
-            abandon(ctx, study, t.number, "its worker did not stop within "
-                    f"{GRACE_SECONDS:g} s of the interrupt and was killed")
+    with contextlib.suppress(Exception):  # else the heartbeat fails them on the next run
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("worker") in names:
+                abandon(ctx, study, t.number, "its worker did not stop within "
+                        f"{GRACE_SECONDS:g} s of the interrupt and was killed")
