@@ -3,18 +3,21 @@ never recorded (a process stopped between creating the run and noting its id).""
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING
 
 import optuna
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments import tracking
+from experiments.cli import one_line
 
 if TYPE_CHECKING:
     from experiments.study.context import SweepContext
 
-TRIAL_STATUS = {TrialState.COMPLETE: tracking.FINISHED, TrialState.PRUNED: tracking.FINISHED}
+ORPHAN_SECONDS = 600.0
 
 
 def running(ctx: SweepContext, study_name: str, *, trial: int | None = None) -> list[Run]:
@@ -42,24 +45,32 @@ def close_trial(ctx: SweepContext, study_name: str, number: int, status: str, re
 
 
 def close_orphans(ctx: SweepContext, study: optuna.Study) -> int:
-    """Close the runs that processes stopped before closing (a killed worker, an interrupted
-    retrain), as their trial's state says; call only while no trial runs. Returns how many."""
-    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
-    closed = 0
+    """Close the runs that stopped processes left RUNNING, as their trial's state says: an
+    interrupted retrain (only the finisher, under its lock, creates one), and a trial's run whose
+    trial ended more than ``ORPHAN_SECONDS`` ago (a live worker may still be sending that run's
+    last calls, queued while the tracking server was away). Returns how many were closed."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    now, closed = datetime.datetime.now(), 0
     for run in running(ctx, study.study_name):
         tags, run_id = run.data.tags, run.info.run_id
         if tags.get("kind") == "trial":
-            state = states.get(int(tags.get("optuna.trial", -1)))
-            if state == TrialState.RUNNING:
+            trial = trials.get(int(tags.get("optuna.trial", -1)))
+            ended = trial.datetime_complete if trial is not None else None
+            if trial is not None and (ended is None or (now - ended).total_seconds() < ORPHAN_SECONDS):
                 continue
-            close(ctx, run_id, TRIAL_STATUS.get(state, tracking.FAILED),  # type: ignore[arg-type]
-                  "its worker stopped before closing the run", state or TrialState.FAIL)
+            state = trial.state if trial is not None else TrialState.FAIL
+            why = (tracking.FAILED if state == TrialState.FAIL else tracking.FINISHED,
+                   "its worker stopped before closing the run", state)
         elif tags.get("kind") == "retrain":
-            close(ctx, run_id, tracking.KILLED,
-                  "the finish was interrupted during this retrain; it was retrained again")
+            why = (tracking.KILLED, "the finish was interrupted during this retrain; "
+                                    "it was retrained again", None)
         else:
             continue
-        closed += 1
+        try:
+            close(ctx, run_id, *why)
+            closed += 1
+        except MlflowException as exc:  # e.g. its own worker closed it in between
+            print(f"note: run {run_id} was not closed here ({one_line(exc)[:200]})", flush=True)
     if closed:
         print(f"closed {closed} MLflow run(s) that stopped processes left RUNNING", flush=True)
     return closed
