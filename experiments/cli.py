@@ -27,7 +27,7 @@ def one_line(exc: BaseException) -> str:
         if text and text not in parts:
             parts.append(text)
         exc = exc.__cause__ or (exc.__context__ if not exc.__suppress_context__ else None)
-    if "mismatched input '='" in parts[0] if parts else False:  # Hydra's grammar, e.g. a URL query
+    if parts and "mismatched input '='" in parts[0]:  # Hydra's grammar, e.g. a URL query
         parts.append("quote a value that holds '=', e.g. sweep.storage='postgresql://h/db?a=b'")
     return ": ".join(parts)
 

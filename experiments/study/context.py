@@ -20,7 +20,7 @@ from experiments.study.samplers import make_pruner, make_sampler
 from experiments.study.space import Space, SpaceError, build_space, extremes, grid
 from experiments.study.storage import open_storage, open_study, serialised
 from experiments.training import load_data, resolve_device
-from mlp import Splits, verify_data
+from mlp import DataError, Splits, verify_data
 from mlp import prepare as prepare_data
 
 
@@ -63,8 +63,11 @@ def prepare(overrides: list[str]) -> SweepContext:
                          "+experiment=NAME (see conf/search/ and conf/experiment/)")
     for ends in extremes(space):  # a range reaching outside the valid values fails here
         to_config(compose_config([*overrides, *ends]))
-    prepare_data(cfg.data.root)  # copied from Debian's package when missing, as in training
-    verify_data(cfg.data.root)  # checked once here, not found bad inside every trial
+    try:  # checked once here, not found bad inside every trial
+        verify_data(cfg.data.root)
+    except DataError:  # missing files are restored (the .gz, Debian's package), as in training
+        prepare_data(cfg.data.root)
+        verify_data(cfg.data.root)
     if cfg.sweep.sampler == "grid":
         size = math.prod(len(v) for v in grid(space).values())
         if cfg.sweep.n_trials > size:
@@ -94,15 +97,17 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
             study, created = open_study(cfg.sweep, ctx.storage, sampler, pruner)
             attrs = study.user_attrs
             mine = identity.identity_of(cfg, ctx.space)
-            if created or identity.IDENTITY_ATTR not in attrs:
-                old = None if created else _legacy_identity(attrs.get(identity.BASE_ATTR))
-                if not created:
-                    print(f"note: study {study.study_name!r} predates recorded identities; "
-                          + ("checked against the overrides it was created with" if old else
-                             "this run's settings become its identity"), flush=True)
-                identity.check(study, mine, stored=old, how=" (recomposed from its overrides)")
+            stored, how = attrs.get(identity.IDENTITY_ATTR), ""
+            if stored is None and not created:
+                stored, how = (_legacy_identity(attrs.get(identity.BASE_ATTR)),
+                               " (recomposed from its overrides)")
+                print(f"note: study {study.study_name!r} predates recorded identities; "
+                      + ("checked against the overrides it was created with" if stored else
+                         "this run's settings become its identity"), flush=True)
+            if stored is not None:
+                identity.check(study, stored, mine, how=how)
+            if identity.IDENTITY_ATTR not in attrs:
                 identity.record(study, mine, ctx.overrides)
-            identity.check(study, mine)
     except identity.IdentityError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -78,11 +78,10 @@ def differences(stored: dict[str, str], current: dict[str, str]) -> list[str]:
             for k in keys if stored.get(k) != current.get(k)]
 
 
-def check(study: optuna.Study, identity: dict[str, str], *, stored: dict[str, str] | None = None,
+def check(study: optuna.Study, stored: dict[str, str], identity: dict[str, str], *,
           how: str = "") -> None:
     """Raise :class:`IdentityError` when this run's identity differs from the study's."""
-    stored = study.user_attrs.get(IDENTITY_ATTR) if stored is None else stored
-    if stored is None or fingerprint(stored) == fingerprint(identity):
+    if fingerprint(stored) == fingerprint(identity):
         return
     diff = differences(stored, identity)
     more = f" and {len(diff) - SHOWN} more" if len(diff) > SHOWN else ""

@@ -32,9 +32,10 @@ def running(ctx: SweepContext, study_name: str, *, trial: int | None = None) -> 
 def close(ctx: SweepContext, run_id: str, status: str, reason: str,
           state: TrialState | None = None) -> None:
     """End a run with the reason (and the trial's state, for a trial's run) as tags."""
+    tags = {"error" if status != tracking.FINISHED else "note": reason[:5000]}
     if state is not None:
-        ctx.client.set_tag(run_id, "optuna.state", state.name)
-    ctx.client.set_tag(run_id, "error" if status != tracking.FINISHED else "note", reason[:5000])
+        tags["optuna.state"] = state.name
+    tracking.log_history(ctx.client, run_id, [], tags=tags)
     tracking.end_run(ctx.client, run_id, status)
 
 
