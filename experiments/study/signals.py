@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,16 +15,36 @@ from typing import Any
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+_interrupted = threading.Event()
+
+
 def install() -> None:
     """SIGINT and SIGTERM raise KeyboardInterrupt once; the process then cleans up undisturbed."""
     for sig in SIGNALS:
         signal.signal(sig, _once)
+    sys.unraisablehook = _unraisable
 
 
 def _once(signum: int, frame: Any) -> None:
+    _interrupted.set()
     for sig in SIGNALS:  # a Python handler, not SIG_IGN: a signal already pending when the
         signal.signal(sig, _ignore)  # handler changes would raise "ignored due to race condition"
     raise KeyboardInterrupt
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt when a signal came but its KeyboardInterrupt was lost: raised
+    inside a callback whose exceptions Python only reports (a weakref finaliser run by the
+    garbage collector), it never reaches the code that stops the sweep. Called between epochs
+    and between trials."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
+
+
+def _unraisable(info: Any) -> None:
+    """A lost KeyboardInterrupt is not reported (:func:`check` acts on it); anything else is."""
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(info)
 
 
 def _ignore(signum: int, frame: Any) -> None:

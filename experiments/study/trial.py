@@ -24,7 +24,13 @@ from experiments.study.space import sample
 from experiments.training import train_config
 from mlp import DivergedError
 
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+def worker_name(pid: int) -> str:
+    """How a trial's ``worker`` attribute names the process that runs it."""
+    return f"{socket.gethostname()}:{pid}"
+
+
+WORKER = worker_name(os.getpid())
 
 
 @dataclass
@@ -37,11 +43,14 @@ class Outcome:
 
 def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, float]):
     def report(epoch: int, metrics: dict[str, float]) -> None:
+        signals.check()
         value = metrics[metric]
         best["value"] = value if not best else (min if minimize else max)(best["value"], value)
         best["epoch"] = epoch
-        trial.report(best["value"], step=epoch)
-        if trial.should_prune():
+        with signals.deferred():  # the study's store is written whole or not at all
+            trial.report(best["value"], step=epoch)
+            prune = trial.should_prune()
+        if prune:
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric} best {best['value']:.4f})")
     return report
 
@@ -94,6 +103,7 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
         tags["pruned_at_epoch"] = str(exc.epoch)
         trial.set_user_attr("pruned_reason", note)
     except Exception as exc:  # noqa: BLE001 - a raising trial is recorded, the study goes on
+        signals.check()  # unless the interrupt caused it (a library that turned it into its own error)
         note = one_line(exc)
         trial.set_user_attr("error", note[:2000])
         tags["error"] = note[:5000]
@@ -139,10 +149,13 @@ def _child_run(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> C
 
 
 def _mlflow(ctx: SweepContext, run: ChildRun, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
-    """``fn(client, run.id, *args, **kwargs)`` through the outbox (the id is read when it runs)."""
+    """``fn(client, run.id, *args, **kwargs)`` through the outbox (the id is read when it runs).
+    A signal waits for the write to end: one cut short leaves its SQLite transaction open, and
+    every later write, the interrupted trial's own close included, finds the store locked."""
     if run.id is None and not ctx.outbox.queue:
         return  # neither created nor queued: MLflow rejected the run (the outbox reports it)
-    ctx.outbox.call(what, lambda: fn(ctx.client, run.id, *args, **kwargs))
+    with signals.deferred():
+        ctx.outbox.call(what, lambda: fn(ctx.client, run.id, *args, **kwargs))
 
 
 class EpochLog:

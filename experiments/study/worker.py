@@ -7,7 +7,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from experiments.study.budget import claim, counts, done, trained_epochs
 from experiments.study.context import SweepContext
 from experiments.study.parent import SweepError, best_trial
 from experiments.study.samplers import exhausted
-from experiments.study.trial import WORKER, Outcome, abandon, describe, run_trial
+from experiments.study.trial import WORKER, Outcome, abandon, describe, run_trial, worker_name
 
 
 def work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> int:
@@ -34,6 +33,7 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
     failures = 0
     budget = ctx.cfg.sweep.epoch_budget
     while not exhausted(study):
+        signals.check()
         if deadline is not None and time.monotonic() > deadline:
             print("sweep.timeout reached: no new trials are started", flush=True)
             return failures
@@ -122,7 +122,7 @@ def _stop(ctx: SweepContext, study: optuna.Study, procs: list) -> None:
     for p in stuck:
         p.kill()
         p.join()
-    names = {f"{socket.gethostname()}:{p.pid}" for p in stuck}
+    names = {worker_name(p.pid) for p in stuck}
     with contextlib.suppress(Exception):  # else the heartbeat fails them on the next run
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get("worker") in names:

@@ -79,15 +79,17 @@ def test_an_interrupt_reaches_every_worker_and_closes_every_trial_and_run(
     with Sweeps(tmp_path) as sweeps:
         proc = sweeps.start(args)
 
-        def two_running() -> bool | None:
+        def two_training() -> bool | None:
+            """Two trials running, each with its MLflow run recorded."""
             try:
                 trials = load_study(url).trials
             except KeyError:
                 return None
-            return sum(t.state == TrialState.RUNNING for t in trials) == 2 or None
+            training = [t for t in trials if t.state == TrialState.RUNNING
+                        and "mlflow_run_id" in t.user_attrs]
+            return len(training) == 2 or None
 
-        wait_for(two_running, "two trials running", timeout=300)
-        time.sleep(1.0)
+        wait_for(two_training, "two trials training", timeout=300)
         start = time.monotonic()
         if how.startswith("SIGINT"):
             os.killpg(proc.pid, signal.SIGINT)
