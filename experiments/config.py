@@ -46,6 +46,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
     early_stopping: int = 0
+    precision: str = "auto"
 
 
 @dataclass
@@ -120,6 +121,7 @@ CHOICES = {
     "model.backward": ("autograd", "manual"),
     "optim.name": ("sgd", "adam"),
     "optim.schedule": ("constant", "cosine", "step"),
+    "train.precision": ("fp32", "bf16", "auto"),
     "device": ("auto", "cpu", "cuda"),
     "sweep.sampler": ("tpe", "random", "grid", "qmc", "cmaes", "gp"),
     "sweep.pruner": ("none", "median", "percentile", "hyperband", "successive_halving"),

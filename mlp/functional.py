@@ -53,14 +53,23 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
     return 2.0 * sigmoid(2.0 * x) - 1.0
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """bf16 (or fp16) logits in fp32: softmax and loss sum small terms that 8 bits would lose."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Row-wise log-softmax; the row max is subtracted first so exp never overflows."""
+    """Row-wise log-softmax in at least fp32; the row max is subtracted first so exp never
+    overflows."""
+    logits = _wide(logits)
     shifted = logits - logits.max(dim=1, keepdim=True).values  # (B, C), max 0 per row
     return shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
 
 
 def softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Row-wise softmax, stable for logits of any size (d2l's naive version is not)."""
+    """Row-wise softmax in at least fp32, stable for logits of any size (d2l's naive version
+    is not)."""
+    logits = _wide(logits)
     e = torch.exp(logits - logits.max(dim=1, keepdim=True).values)  # (B, C)
     return e / e.sum(dim=1, keepdim=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -17,7 +18,7 @@ from mlp.data import Splits, batches
 from mlp.model import MLP
 from mlp.optim import SGD, scheduled_lr, set_lr
 
-__all__ = ["DivergedError", "FitResult", "train_epoch", "evaluate", "fit"]
+__all__ = ["DivergedError", "FitResult", "train_epoch", "evaluate", "predict", "fit"]
 
 Metrics = dict[str, float]
 EpochCallback = Callable[[int, Metrics], None]
@@ -56,8 +57,9 @@ def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         if backward == "manual":
             loss, logits = loss_and_grads(model, xb, yb)
         else:
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            with _autocast(model, xb):
+                logits = model(xb)
+            loss = F.cross_entropy(logits, yb)  # fp32 whatever the logits' dtype
             loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(yb)
@@ -69,14 +71,36 @@ def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
              batch_size: int = 8192) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in evaluation mode."""
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in evaluation mode and in
+    the images' precision."""
     model.eval()
     loss_sum, correct = 0.0, 0
     for xb, yb in batches(x, y, batch_size):
-        logits = model(xb)
+        with _autocast(model, xb):
+            logits = model(xb)
         loss_sum += F.cross_entropy(logits, yb).item() * len(yb)
         correct += int((logits.argmax(dim=1) == yb).sum())
     return loss_sum / len(x), correct / len(x)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 8192) -> torch.Tensor:
+    """The predicted class of every row of ``x``, in evaluation mode and the images' precision."""
+    model.eval()
+    preds = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        with _autocast(model, xb):
+            preds.append(model(xb).argmax(dim=1))
+    return torch.cat(preds)
+
+
+def _autocast(model: nn.Module, x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """bf16 products for the concise model on bf16 images (its ``nn.Linear`` layers hold fp32
+    weights and let autocast cast them); the scratch MLP casts its own weights."""
+    if x.dtype == torch.bfloat16 and not isinstance(model, MLP):
+        return torch.autocast(x.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def fit(model: nn.Module, data: Splits, optimizer: SGD | torch.optim.Optimizer, *, epochs: int,

@@ -1,6 +1,7 @@
 """Seed replicates of a study's top configurations: each retrained with several seeds as child
 runs of the study's parent run, summarised with mean, standard deviation and a 95% t interval of
-validation and test accuracy, and a Welch test of the best against each other one."""
+validation and test accuracy, and a Welch test of the best against each other one. With several
+precisions, each configuration and seed is trained in each, and the difference is paired by seed."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from experiments.training import tracked_run
 from mlp import DivergedError
 
 KEYS = {"val": "val/acc_best", "test": "test/acc"}
+PARITY = 0.005  # precisions agree when their mean test accuracies differ by under 0.5 points
 
 
 def plan(args: argparse.Namespace) -> tuple[str, list[tuple[int, float, Config]], MlflowClient]:
@@ -57,13 +59,18 @@ def replicate(args: argparse.Namespace, parent_id: str,
               configs: list[tuple[int, float, Config]]) -> list[dict]:
     """Train every (configuration, seed) as a child run; return one record per run."""
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    total, records = len(configs) * len(seeds), []
+    precisions = args.precisions or [None]
+    total, records = len(configs) * len(seeds) * len(precisions), []
     for number, _, cfg in configs:
-        for seed in seeds:
+        for seed, precision in ((s, p) for s in seeds for p in precisions):
             cfg.seed, name, start = seed, f"replicate-trial-{number}-seed-{seed}", time.perf_counter()
             record = {"trial": number, "seed": seed, "run": name}
             tags = {"kind": "replicate", "optuna.study": args.study, "optuna.trial": str(number),
                     "replicate.seed": str(seed)}
+            if precision is not None:
+                cfg.train.precision, name = precision, f"{name}-{precision}"
+                record.update(precision=precision, run=name)
+                tags["replicate.precision"] = precision
             try:
                 _, final = tracked_run(cfg, quiet=True, parent_run_id=parent_id, run_name=name,
                                        tags=tags)
@@ -72,7 +79,8 @@ def replicate(args: argparse.Namespace, parent_id: str,
             except DivergedError as exc:
                 text = f"diverged ({exc}); left out of the statistics"
             records.append(record)
-            print(f"[{len(records)}/{total}] trial {number} seed {seed}: {text} "
+            print(f"[{len(records)}/{total}] trial {number} seed {seed}"
+                  f"{f' {precision}' if precision else ''}: {text} "
                   f"({time.perf_counter() - start:.1f} s)", flush=True)
     return records
 
@@ -87,13 +95,17 @@ def interval(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "n": n}
 
 
-def summarise(records: list[dict], configs: list[tuple[int, float, Config]]) -> list[dict]:
-    """One row per configuration, in the study's ranking order."""
+def summarise(records: list[dict], configs: list[tuple[int, float, Config]],
+              precisions: list[str] | None = None) -> list[dict]:
+    """One row per configuration (and precision), in the study's ranking order."""
     rows = []
-    for number, value, _ in configs:
-        mine = [r for r in records if r["trial"] == number and "val" in r]
+    for (number, value, _), precision in ((c, p) for c in configs for p in precisions or [None]):
+        group = [r for r in records if r["trial"] == number and r.get("precision") == precision]
+        mine = [r for r in group if "val" in r]
         row: dict = {"trial": number, "study_value": value, "n": len(mine),
-                     "failed": sum(r["trial"] == number and "val" not in r for r in records)}
+                     "failed": len(group) - len(mine)}
+        if precision is not None:
+            row["precision"] = precision
         for key in KEYS:
             row.update({f"{key}_{k}": v for k, v in interval([r[key] for r in mine]).items() if k != "n"})
         rows.append(row)
@@ -117,12 +129,33 @@ def verdicts(rows: list[dict], records: list[dict]) -> list[str]:
     return out
 
 
+def parity(records: list[dict], precisions: list[str]) -> list[str]:
+    """Each configuration's test accuracy in every other precision against the first, paired by
+    seed (same split, initial weights and batch order): the mean difference and its 95% interval."""
+    out, (ref, *others) = [], precisions
+    for number in dict.fromkeys(r["trial"] for r in records):
+        by = {(r["seed"], r["precision"]): r["test"] for r in records
+              if r["trial"] == number and "test" in r}
+        for other in others:
+            diffs = [by[s, other] - by[s, ref] for s, p in by if p == ref and (s, other) in by]
+            if len(diffs) < 2:
+                continue
+            d = interval(diffs)
+            call = (f"parity (|mean| < {PARITY * 100:g} points)" if abs(d["mean"]) < PARITY else
+                    f"NO parity (|mean| >= {PARITY * 100:g} points)")
+            out.append(f"trial {number} test/acc {other} - {ref}: mean {d['mean'] * 100:+.2f} points, "
+                       f"95% CI [{d['lo'] * 100:+.2f}, {d['hi'] * 100:+.2f}] (paired by seed, "
+                       f"{d['n']} seeds): {call}")
+    return out
+
+
 def table(rows: list[dict]) -> list[str]:
     """The summary as Markdown table lines (also printed)."""
     lines = ["| trial | study value | seeds | val/acc mean ± sd | val/acc 95% CI | "
              "test/acc mean ± sd | test/acc 95% CI |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['trial']} | {r['study_value']:.4f} | {r['n']} | {r['val_mean']:.4f} ± "
+        trial = f"{r['trial']} {r['precision']}" if "precision" in r else r["trial"]
+        lines.append(f"| {trial} | {r['study_value']:.4f} | {r['n']} | {r['val_mean']:.4f} ± "
                      f"{r['val_sd']:.4f} | [{r['val_lo']:.4f}, {r['val_hi']:.4f}] | "
                      f"{r['test_mean']:.4f} ± {r['test_sd']:.4f} | "
                      f"[{r['test_lo']:.4f}, {r['test_hi']:.4f}] |")
@@ -134,7 +167,7 @@ def write(out: Path, rows: list[dict], records: list[dict], lines: list[str]) ->
     (out / "replicates.json").write_text(json.dumps({"summary": rows, "runs": records}, indent=2))
     (out / "replicates.md").write_text("\n".join(lines) + "\n")
     with open(out / "replicates.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["trial", "seed", "run", "val", "test"])
+        w = csv.DictWriter(f, fieldnames=["trial", "seed", "precision", "run", "val", "test"])
         w.writeheader()
         w.writerows(records)
 

@@ -132,6 +132,6 @@ def _legacy_identity(base_overrides: list[str] | None) -> dict[str, str] | None:
     try:
         base = compose_config(base_overrides)
         cfg = to_config(base)
-        return identity.identity_of(cfg, build_space(cfg.search, base))
+        return {**identity.identity_of(cfg, build_space(cfg.search, base)), **identity.ADDED}
     except (*USAGE_ERRORS, SpaceError):
         return None

@@ -7,6 +7,8 @@ the search space and the metric. Runtime settings are not part of it: how many t
 long, on how many workers, which sampler picks the next point, where the stores are, where the
 data lives and which device trains (``sweep.*`` but the metric, ``mlflow.*``, ``data.root``,
 ``device``). A run that differs is refused before it writes anything; it is never mixed in.
+``train.precision`` is recorded as it resolves on this machine (``auto`` -> fp32 or bf16), so
+bf16 and fp32 trials never share a study.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import optuna
 
 from experiments.config import Config, flatten
 from experiments.study.space import Space
+from experiments.training.runner import precision_of, resolve_device
 
 IDENTITY_ATTR, FINGERPRINT_ATTR, BASE_ATTR = "identity", "fingerprint", "base_overrides"
 SECTIONS = ("model.", "optim.", "train.", "data.")
@@ -25,6 +28,9 @@ RUNTIME_KEYS = ("data.root", "device")
 RUNTIME_SECTIONS = ("sweep.", "mlflow.")
 STUDY_KEYS = ("sweep.quick", "sweep.metric")  # sweep keys that shape the results
 SHOWN = 4  # differing keys named in the error, the rest counted
+# Keys added to the identity after studies were first recorded, with the value every trial of
+# such an older study had: a study that lacks the key is read as having that value.
+ADDED = {"train.precision": json.dumps("fp32")}
 
 
 class IdentityError(ValueError):
@@ -36,6 +42,7 @@ def identity_of(cfg: Config, space: Space) -> dict[str, str]:
     flat = flatten(cfg)
     out = {k: json.dumps(v) for k, v in flat.items()
            if k.startswith(SECTIONS) and k not in RUNTIME_KEYS}
+    out["train.precision"] = json.dumps(precision_of(cfg, resolve_device(cfg.device))[0])
     out["seed"] = json.dumps(cfg.seed)
     out["sweep.metric"] = json.dumps(cfg.sweep.metric)
     out.update({f"search.{k}": json.dumps(v) for k, v in space.describe().items()})
@@ -81,6 +88,7 @@ def differences(stored: dict[str, str], current: dict[str, str]) -> list[str]:
 def check(study: optuna.Study, stored: dict[str, str], identity: dict[str, str], *,
           how: str = "") -> None:
     """Raise :class:`IdentityError` when this run's identity differs from the study's."""
+    stored = {**ADDED, **stored}
     if fingerprint(stored) == fingerprint(identity):
         return
     diff = differences(stored, identity)

@@ -21,7 +21,7 @@ from experiments.study import runs, signals
 from experiments.study.budget import add_tickets, heartbeat
 from experiments.study.context import SweepContext
 from experiments.study.space import sample
-from experiments.training import train_config
+from experiments.training import precision_of, resolve_device, train_config
 from mlp import DivergedError
 
 
@@ -89,6 +89,7 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
         trial.set_user_attr("overrides", sampled)
         cfg = ctx.trial_config(sampled)
         extra = {"optuna.trial_number": trial.number,
+                 "train.precision_used": precision_of(cfg, resolve_device(cfg.device))[0],
                  **{f"sampled.{k}": v for k, v in chosen.items()}}
         _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,
                 extra=extra)

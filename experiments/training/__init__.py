@@ -5,6 +5,8 @@ from experiments.training.runner import (
     Trained,
     load_data,
     peak_memory_mb,
+    precision_line,
+    precision_of,
     reset_peak_memory,
     resolve_device,
     setup_torch,
@@ -12,5 +14,5 @@ from experiments.training.runner import (
 )
 from experiments.training.tracked import tracked_run
 
-__all__ = ["Trained", "load_data", "peak_memory_mb", "reset_peak_memory", "resolve_device",
-           "setup_torch", "tracked_run", "train_config"]
+__all__ = ["Trained", "load_data", "peak_memory_mb", "precision_line", "precision_of",
+           "reset_peak_memory", "resolve_device", "setup_torch", "tracked_run", "train_config"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import resource
@@ -12,6 +13,7 @@ from torch import nn
 
 from experiments.config import Config
 from mlp import Splits, build_model, fit, hidden_sizes_for, load_splits, make_optimizer
+from mlp.precision import cast_inputs, compute_dtype, configure_matmul, resolve_precision
 from mlp.train import EpochCallback, FitResult
 
 
@@ -34,10 +36,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_data(cfg: Config, device: torch.device) -> Splits:
-    """The seeded train/validation split and the test set, as tensors on ``device``."""
-    return load_splits(cfg.data.root, val_size=cfg.data.val_size,
+def precision_of(cfg: Config, device: torch.device) -> tuple[str, str]:
+    """``(fp32 | bf16, why)`` for ``train.precision`` on ``device`` (``auto`` asks the hardware)."""
+    return resolve_precision(cfg.train.precision, device)
+
+
+def precision_line(cfg: Config) -> str:
+    """What training multiplies in and why, for a command's start."""
+    precision, why = precision_of(cfg, resolve_device(cfg.device))
+    return f"precision: {precision} ({why})"
+
+
+def load_data(cfg: Config, device: torch.device, precision: str = "fp32") -> Splits:
+    """The seeded train/validation split and the test set, as tensors on ``device``; the images
+    held in the precision's compute dtype (cast once here, never per batch)."""
+    data = load_splits(cfg.data.root, val_size=cfg.data.val_size,
                        limit_train=cfg.data.limit_train, seed=cfg.seed, device=device)
+    return in_precision(data, precision)
+
+
+def in_precision(data: Splits, precision: str) -> Splits:
+    """``data`` with its images in the compute dtype of ``precision`` (itself when they are)."""
+    if data.train_x.dtype == compute_dtype(precision):
+        return data
+    return dataclasses.replace(data, train_x=cast_inputs(data.train_x, precision),
+                               val_x=cast_inputs(data.val_x, precision),
+                               test_x=cast_inputs(data.test_x, precision))
 
 
 def build(cfg: Config, device: torch.device) -> tuple[nn.Module, object]:
@@ -58,21 +82,24 @@ class Trained:
     data: Splits
     result: FitResult
     device: torch.device
+    precision: str
 
 
 def train_config(cfg: Config, *, data: Splits | None = None,
                  on_epoch_end: EpochCallback | None = None) -> Trained:
     """Train the configured model; ``data`` may be passed in to reuse a loaded split."""
     device = resolve_device(cfg.device)
+    precision, _ = precision_of(cfg, device)
+    configure_matmul(device, precision)
     torch.manual_seed(cfg.seed)  # dropout masks
-    data = data if data is not None else load_data(cfg, device)
+    data = in_precision(data, precision) if data is not None else load_data(cfg, device, precision)
     model, optimizer = build(cfg, device)
     reset_peak_memory(device)
     result = fit(model, data, optimizer, epochs=cfg.train.epochs,
                  batch_size=cfg.train.batch_size, backward=cfg.model.backward, seed=cfg.seed,
                  lr_schedule=cfg.optim.schedule, early_stopping=cfg.train.early_stopping,
                  on_epoch_end=on_epoch_end)
-    return Trained(model, data, result, device)
+    return Trained(model, data, result, device, precision)
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -6,16 +6,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import mlflow
-import torch
 from mlflow.tracking import MlflowClient
 
 from experiments import tracking
 from experiments.cli import chain, epoch_progress
 from experiments.config import Config
 from experiments.training import figures
-from experiments.training.runner import Trained, peak_memory_mb, train_config
+from experiments.training.runner import (
+    Trained,
+    peak_memory_mb,
+    precision_line,
+    precision_of,
+    resolve_device,
+    train_config,
+)
 from mlp import count_parameters, evaluate
 from mlp.data import raw_dir
+from mlp.train import predict
 
 
 def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None = None,
@@ -34,7 +41,10 @@ def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None =
     status = tracking.FAILED
     progress, close = epoch_progress(cfg.train.epochs) if not quiet else (None, lambda: None)
     try:
-        tracking.log_config(client, run_id, cfg)
+        precision, _ = precision_of(cfg, resolve_device(cfg.device))
+        if not quiet:
+            print(precision_line(cfg), flush=True)
+        tracking.log_config(client, run_id, cfg, extra={"train.precision_used": precision})
         trained = train_config(cfg, on_epoch_end=chain(tracking.epoch_logger(client, run_id),
                                                        progress, on_epoch_end))
         close()
@@ -58,19 +68,17 @@ def record_final(client: MlflowClient, run_id: str, cfg: Config, trained: Traine
              "perf/peak_mem_mb": peak_memory_mb(trained.device),
              "model/num_params": count_parameters(model)}
     tracking.log_metrics(client, run_id, final, step=len(result.history))
-    with torch.no_grad():
-        model.eval()
-        pred = model(data.test_x).argmax(dim=1)
+    pred = predict(model, data.test_x)
     tracking.log_figures(client, run_id, {
         "plots/learning_curves.png": figures.learning_curves(result.history),
         "plots/confusion_matrix.png": figures.confusion_matrix(data.test_y, pred),
-        "plots/test_predictions.png": figures.predictions(data.test_x, data.test_y, pred)})
+        "plots/test_predictions.png": figures.predictions(data.test_x.float(), data.test_y, pred)})
     with mlflow.start_run(run_id=run_id, nested=True):
-        tracking.log_dataset(data.train_x.cpu().numpy(), data.train_y.cpu().numpy(),
+        tracking.log_dataset(data.train_x.cpu().float().numpy(), data.train_y.cpu().numpy(),
                              rows=data.train_index.numpy(), name="fashion-mnist-train",
                              source=str(raw_dir(cfg.data.root).resolve()),
                              tags={"rows": str(len(data.train_x)), "val_rows": str(len(data.val_x)),
                                    "seed": str(cfg.seed)})
         if cfg.mlflow.log_model:
-            tracking.log_model(model, data.test_x[:8])
+            tracking.log_model(model, data.test_x[:8].float())  # fp32 in, fp32 out
     return final

@@ -39,6 +39,7 @@ def test_defaults_are_the_chapters() -> None:
     ("data.val_size=60000", "data.val_size=60000: must be in 1..59999"),
     ("data.limit_train=59500", "data.limit_train=59500: must be in 1..59000"),
     ("model.backward=manual model.impl=concise", "needs model.impl=scratch"),
+    ("train.precision=fp16", "train.precision='fp16': expected one of fp32, bf16, auto"),
 ])
 def test_bad_config_exits_2_with_one_line_before_any_work(
         workdir: Path, capsys: pytest.CaptureFixture, override: str, message: str) -> None:

@@ -85,6 +85,24 @@ def test_a_study_from_before_identities_is_checked_against_its_recorded_override
     assert len(study.trials) == 2 and study.user_attrs["identity"]["optim.momentum"] == "0.5"
 
 
+def test_precision_is_part_of_the_experiment_and_older_studies_read_as_fp32(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    """The identity holds the precision as resolved (auto -> fp32 or bf16 on this machine); a
+    study recorded before the key existed trained in fp32 and resumes in fp32 only."""
+    fp32 = ("train.precision=fp32", "sweep.pruner=none", "sweep.retrain_best=false")
+    assert sweep.main(overrides(workdir, n=1, extra=fp32)) == 0
+    study = load(workdir)
+    older = {k: v for k, v in study.user_attrs["identity"].items() if k != "train.precision"}
+    study.set_user_attr("identity", older)
+    before = snapshot(workdir)
+    err = refused(overrides(workdir, n=2, extra=("train.precision=bf16", *fp32[1:])), capsys)
+    assert 'train.precision (study: "fp32", this run: "bf16")' in err
+    assert snapshot(workdir) == before
+    assert sweep.main(overrides(workdir, n=2, extra=fp32)) == 0
+    assert "precision: fp32 (asked for)" in capsys.readouterr().out
+    assert len(load(workdir).trials) == 2
+
+
 @pytest.mark.parametrize("name", ["../../../escaped", "my study/v2"])
 def test_a_study_name_becomes_a_safe_file_name_and_a_quoted_command(
         workdir: Path, capsys: pytest.CaptureFixture, name: str) -> None:
