@@ -2,8 +2,10 @@
 
 Speed: one epoch of the default model (784-256-10, relu, sigma 0.01, SGD lr 0.1, batch 256)
 through the seeds' torchvision ``DataLoader`` pipeline, our ``train_epoch`` (autograd and
-manual backward) and a floor of bare matmuls. Memory: training vs inference peak by depth and
-batch. All ratios come from the same run; every time is the median of interleaved repeats.
+manual backward) and a floor of bare matmuls, in fp32 and, where the hardware multiplies bf16
+natively, in bf16; then the same for 784-1024-1024-10 (2x1024). Memory: training vs inference
+peak by depth and batch. All ratios come from the same run; every time is the median of
+interleaved repeats.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from experiments.benchmarks.epoch import ROOT, median_times, print_speed, speed_
 from experiments.benchmarks.memory import print_memory
 from experiments.training import resolve_device, setup_torch
 from mlp.data import load_splits
+from mlp.precision import native_bf16
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -25,6 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (5; quick: 2)")
     p.add_argument("--quick", action="store_true", help="4096 samples, fewer memory points")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto",
+                   help="bf16 rows: where the hardware has native bf16 (auto), always, never")
     return p.parse_args(argv)
 
 
@@ -41,10 +46,21 @@ def main(argv: list[str] | None = None) -> int:
           f"{n} training images (the seeds' pipeline uses a Subset of the same {n} indices, "
           f"not all 60k); {args.epochs} epoch(s) per repeat, median of {repeats}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    native, why = native_bf16(device)
+    bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and native)
+    print(f"bf16: {'native' if native else 'not native'} ({why}); "
+          + ("bf16 rows included" if bf16 else "bf16 rows skipped (emulated bf16 is slower than "
+                                              "fp32 and says nothing; --bf16 yes runs them)"))
+    precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
     torch.manual_seed(0)
-    runners = speed_runners(data, device, args.epochs)
-    median_times(runners, 1)  # warm-up, untimed: library start-up is not the pipeline's cost
-    print_speed(median_times(runners, repeats), n)
+    for hidden, seeds, title in (([256], True, "784-256-10 (the chapter's model)"),
+                                 ([1024, 1024], False, "784-1024-1024-10 (2x1024)")):
+        runners = speed_runners(data, device, args.epochs, hidden, precisions, seeds)
+        median_times(runners, 1)  # warm-up, untimed: library start-up is not the pipeline's cost
+        print_speed(median_times(runners, repeats), n, title)
+    print("floor = addmm, relu, softmax-CE gradient, the backward matmuls and SGD in place on "
+          "pre-made random batches, all in the row's dtype; ours also shuffles (a gathered copy) "
+          "every epoch and, in bf16, casts its fp32 weights every step")
     sizes = [256, 1024] if args.quick else [256, 1024, 4096]
     print_memory([1, 2] if args.quick else [1, 2, 4], sizes, 1024, device)
     return 0

@@ -265,9 +265,8 @@ def quick_name(study_name: str) -> str:
 
 
 def apply_quick(cfg: Config) -> Config:
-    """``sweep.quick=true``: a smoke-test form of any run or study (small data, few epochs,
-    at most 6 trials and 5 minutes), in a study of its own (``<study_name>-quick``): the quick
-    form never joins the full study."""
+    """``sweep.quick=true``: a smoke-test form of any run or study (small data, few epochs, at
+    most 6 trials and 5 minutes), in a study of its own (``<study_name>-quick``)."""
     if cfg.sweep.quick:
         cfg.sweep.study_name = quick_name(cfg.sweep.study_name)
         cfg.data.limit_train = min(cfg.data.limit_train or QUICK["limit_train"], QUICK["limit_train"])

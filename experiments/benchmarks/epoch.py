@@ -1,6 +1,6 @@
-"""One epoch of the default model three ways, timed side by side: the seeds' torchvision
-``DataLoader`` pipeline, our ``train_epoch`` (autograd and manual backward), and a floor of bare
-matmuls on ready batches. Every time is the median of interleaved repeats."""
+"""One epoch timed side by side: the seeds' torchvision ``DataLoader`` pipeline, our
+``train_epoch`` (autograd and manual backward) in fp32 and bf16, and a floor of bare matmuls on
+ready batches in each dtype. Every time is the median of interleaved repeats."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from mlp import functional as F
 from mlp.data import Splits
 from mlp.model import build_model
 from mlp.optim import SGD
+from mlp.precision import cast_inputs, compute_dtype
 from mlp.train import train_epoch
 
 ROOT, BATCH, LR, HIDDEN = "data", 256, 0.1, 256
-SPEEDUP_TARGET, FLOOR_TARGET = 6.0, 1.5
+# ours vs the seeds (fp32, bf16), ours vs its own dtype's floor, bf16 vs our fp32
+SPEEDUP_TARGET, BF16_SPEEDUP_TARGET, FLOOR_TARGET, BF16_GAIN_TARGET = 6.0, 10.0, 1.5, 1.8
 Runner = Callable[[], float]  # runs the timed epochs, returns seconds per epoch
 
 
@@ -37,7 +39,7 @@ def _timed(epoch: Callable[[], object], epochs: int, device: torch.device) -> fl
 
 
 def model_and_opt(device: torch.device,
-                   hidden: list[int] | None = None) -> tuple[torch.nn.Module, SGD]:
+                  hidden: list[int] | None = None) -> tuple[torch.nn.Module, SGD]:
     model = build_model(784, 10, hidden or [HIDDEN], sigma=0.01, seed=0).to(device)
     return model, SGD(model.parameters(), LR)
 
@@ -65,39 +67,49 @@ def seeds_runner(data: Splits, device: torch.device, epochs: int) -> Runner:
     return run
 
 
-def ours_runner(data: Splits, device: torch.device, epochs: int, backward: str) -> Runner:
-    """``mlp.train.train_epoch`` on the in-memory tensors (it syncs via ``.item()``)."""
+def ours_runner(data: Splits, device: torch.device, epochs: int, backward: str,
+                hidden: list[int] | None = None, precision: str = "fp32") -> Runner:
+    """``mlp.train.train_epoch`` on the in-memory tensors (it syncs via ``.item()``), the
+    images held in the precision's dtype as training holds them."""
+    x = cast_inputs(data.train_x, precision)
+
     def run() -> float:
-        model, opt = model_and_opt(device)
+        model, opt = model_and_opt(device, hidden)
         gen = torch.Generator().manual_seed(0)
-        return _timed(lambda: train_epoch(model, data.train_x, data.train_y, opt,
-                                          batch_size=BATCH, backward=backward, generator=gen),
-                      epochs, device)
+        return _timed(lambda: train_epoch(model, x, data.train_y, opt, batch_size=BATCH,
+                                          backward=backward, generator=gen), epochs, device)
     return run
 
 
 def _floor_step(x: torch.Tensor, y: torch.Tensor, params: list[torch.Tensor]) -> None:
-    """Forward, softmax-CE gradient, backward matmuls and in-place SGD, in plain torch ops."""
-    w1, b1, w2, b2 = params
-    h = torch.addmm(b1, x, w1).clamp_min_(0)  # (B, 256)
-    dz = torch.softmax(torch.addmm(b2, h, w2), dim=1)  # (B, 10)
-    dz[torch.arange(len(y), device=y.device), y] -= 1.0
-    dz /= len(y)
-    dw2, db2 = h.T @ dz, dz.sum(0)
-    dz1 = (dz @ w2.T).mul_(h > 0)  # (B, 256), masked by the relu
-    dw1, db1 = x.T @ dz1, dz1.sum(0)
-    for p, g in zip(params, (dw1, db1, dw2, db2), strict=True):
-        p.sub_(g, alpha=LR)
+    """Forward, softmax-CE gradient, backward matmuls and in-place SGD, in plain torch ops, all
+    in the batches' dtype (no casts, no fp32 master weights)."""
+    weights, biases = params[0::2], params[1::2]
+    hs = [x]
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        hs.append(torch.addmm(b, hs[-1], w).clamp_min_(0))  # (B, H)
+    dz = torch.softmax(torch.addmm(biases[-1], hs[-1], weights[-1]).float(), dim=1)  # (B, 10)
+    dz.scatter_add_(1, y.view(-1, 1), dz.new_full((len(y), 1), -1.0))
+    dz = dz.div_(len(y)).to(x.dtype)
+    for i in range(len(weights) - 1, -1, -1):
+        dw, db = hs[i].T @ dz, dz.sum(0)
+        if i:
+            dz = (dz @ weights[i].T).mul_(hs[i] > 0)  # masked by the relu
+        weights[i].sub_(dw, alpha=LR)
+        biases[i].sub_(db, alpha=LR)
 
 
-def floor_runner(n: int, device: torch.device, epochs: int) -> Runner:
+def floor_runner(n: int, device: torch.device, epochs: int, hidden: list[int] | None = None,
+                 precision: str = "fp32") -> Runner:
     """Pre-made contiguous random batches of the same shapes; no data handling at all."""
+    dtype, sizes = compute_dtype(precision), [784, *(hidden or [HIDDEN]), 10]
     gen = torch.Generator().manual_seed(0)
-    xs = torch.rand(n, 784, generator=gen).to(device).split(BATCH)
+    xs = torch.rand(n, 784, generator=gen).to(device, dtype).split(BATCH)
     ys = torch.randint(0, 10, (n,), generator=gen).to(device).split(BATCH)
-    params = [torch.randn(784, HIDDEN, generator=gen).mul_(0.01), torch.zeros(HIDDEN),
-              torch.randn(HIDDEN, 10, generator=gen).mul_(0.01), torch.zeros(10)]
-    params = [p.to(device) for p in params]
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
+        params += [torch.randn(fan_in, fan_out, generator=gen).mul_(0.01), torch.zeros(fan_out)]
+    params = [p.to(device, dtype) for p in params]
 
     @torch.no_grad()
     def epoch() -> None:
@@ -115,26 +127,38 @@ def median_times(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def print_speed(med: dict[str, float], n: int) -> None:
-    """The speed table: s/epoch, samples/s, speed-up vs the seeds and ratio to the floor."""
-    seeds, floor = med["seeds' pipeline"], med["floor (bare matmuls)"]
-    print("\nfloor = addmm, relu, addmm, softmax-CE gradient, the 3 backward matmuls and SGD in "
-          "place on pre-made random batches; ours also shuffles (a gathered copy) every epoch")
-    print(f"{'pipeline':<24}{'s/epoch':>10}{'samples/s':>12}{'vs seeds':>10}"
-          f"{'vs floor':>10}  targets (>= {SPEEDUP_TARGET:g}x seeds, <= {FLOOR_TARGET:g}x floor)")
+def print_speed(med: dict[str, float], n: int, title: str) -> None:
+    """One speed table: s/epoch, samples/s, speed-up vs the seeds and ratio to the floor of the
+    row's own dtype; bf16 rows also give their speed-up over our fp32 row."""
+    seeds = med.get("seeds' pipeline")
+    print(f"\n{title}")
+    print(f"{'pipeline':<24}{'s/epoch':>10}{'samples/s':>12}{'vs seeds':>10}{'vs floor':>10}"
+          f"  targets: fp32 >= {SPEEDUP_TARGET:g}x seeds, bf16 >= {BF16_SPEEDUP_TARGET:g}x; "
+          f"<= {FLOOR_TARGET:g}x floor; bf16 >= {BF16_GAIN_TARGET:g}x our fp32")
     for name, sec in med.items():
-        verdict = ""
+        bf16 = name.endswith("bf16")
+        floor = med["floor, bf16" if bf16 else "floor, fp32"]
+        verdicts = []
         if name.startswith("ours"):
-            fast = "PASS" if seeds / sec >= SPEEDUP_TARGET else "MISS"
-            near = "PASS" if sec / floor <= FLOOR_TARGET else "MISS"
-            verdict = f"  speed-up {fast}, floor {near}"
-        print(f"{name:<24}{sec:>10.3f}{n / sec:>12.0f}{seeds / sec:>9.2f}x"
-              f"{sec / floor:>9.2f}x{verdict}")
+            if seeds is not None:
+                target = BF16_SPEEDUP_TARGET if bf16 else SPEEDUP_TARGET
+                verdicts.append(f"speed-up {'PASS' if seeds / sec >= target else 'MISS'}")
+            verdicts.append(f"floor {'PASS' if sec / floor <= FLOOR_TARGET else 'MISS'}")
+            if bf16:
+                gain = med[name.replace("bf16", "fp32")] / sec
+                verdicts.append(f"{gain:.2f}x our fp32 {'PASS' if gain >= BF16_GAIN_TARGET else 'MISS'}")
+        vs_seeds = f"{seeds / sec:>9.2f}x" if seeds is not None else f"{'-':>10}"
+        print(f"{name:<24}{sec:>10.3f}{n / sec:>12.0f}{vs_seeds}{sec / floor:>9.2f}x"
+              f"{'  ' + ', '.join(verdicts) if verdicts else ''}")
 
 
-def speed_runners(data: Splits, device: torch.device, epochs: int) -> dict[str, Runner]:
-    """The four pipelines on the same training images."""
-    return {"seeds' pipeline": seeds_runner(data, device, epochs),
-            "ours, autograd": ours_runner(data, device, epochs, "autograd"),
-            "ours, manual": ours_runner(data, device, epochs, "manual"),
-            "floor (bare matmuls)": floor_runner(len(data.train_x), device, epochs)}
+def speed_runners(data: Splits, device: torch.device, epochs: int, hidden: list[int],
+                  precisions: list[str], seeds: bool = True) -> dict[str, Runner]:
+    """Our epoch (both backward passes) and the floor in each precision on the same images,
+    and the seeds' pipeline first when ``seeds``."""
+    runners = {"seeds' pipeline": seeds_runner(data, device, epochs)} if seeds else {}
+    for p in precisions:
+        runners[f"ours, autograd, {p}"] = ours_runner(data, device, epochs, "autograd", hidden, p)
+        runners[f"ours, manual, {p}"] = ours_runner(data, device, epochs, "manual", hidden, p)
+        runners[f"floor, {p}"] = floor_runner(len(data.train_x), device, epochs, hidden, p)
+    return runners

@@ -3,12 +3,15 @@ is touched), its MLflow client and Optuna study, and the data it has loaded."""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
 import optuna
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.storages import RDBStorage
 
 from experiments import tracking
@@ -19,7 +22,7 @@ from experiments.study import identity, runs
 from experiments.study.samplers import make_pruner, make_sampler
 from experiments.study.space import Space, SpaceError, build_space, extremes, grid
 from experiments.study.storage import open_storage, open_study, serialised
-from experiments.training import load_data, resolve_device
+from experiments.training import load_data, precision_of, resolve_device
 from mlp import DataError, Splits, verify_data
 from mlp import prepare as prepare_data
 
@@ -39,18 +42,47 @@ class SweepContext:
     cache: dict[tuple, Splits] = field(default_factory=dict)
     outbox: tracking.Outbox = field(default_factory=tracking.Outbox)  # MLflow calls to send later
 
+    composed: tuple[list[str], DictConfig] | None = None  # self.overrides, composed once
+
     def data_for(self, cfg: Config) -> Splits:
-        """The split for ``cfg``, loaded once per process for each distinct data setting."""
-        key = (cfg.data.root, cfg.data.val_size, cfg.data.limit_train, cfg.seed, cfg.device)
+        """The split for ``cfg``, loaded once per process for each distinct data setting, its
+        images in the precision's dtype."""
+        device = resolve_device(cfg.device)
+        precision = precision_of(cfg, device)[0]
+        key = (cfg.data.root, cfg.data.val_size, cfg.data.limit_train, cfg.seed, cfg.device,
+               precision)
         if key not in self.cache:
             if len(self.cache) >= 2:
                 self.cache.clear()
-            self.cache[key] = load_data(cfg, resolve_device(cfg.device))
+            self.cache[key] = load_data(cfg, device, precision)
         return self.cache[key]
 
     def trial_config(self, sampled: list[str]) -> Config:
-        """Compose a trial's config through Hydra with the sampled values as overrides."""
-        return to_config(compose_config([*self.overrides, *sampled]))
+        """A trial's config: the sampled values set on the base composed once (Hydra composes
+        again only for an override that is not a plain setting)."""
+        if self.composed is None or self.composed[0] != self.overrides:
+            self.composed = (list(self.overrides), compose_config(self.overrides))
+        cfg = set_leaves(self.composed[1], sampled)
+        return to_config(cfg if cfg is not None else compose_config([*self.overrides, *sampled]))
+
+
+_ABSENT = object()
+
+
+def set_leaves(base: DictConfig, overrides: list[str]) -> DictConfig | None:
+    """``base`` with plain ``key=value`` overrides of existing settings applied, as composing
+    ``base``'s overrides plus these would give, without composing again (0.01 s, not 0.25 s: a
+    sweep does this once per trial). None when an override is anything else (a config group,
+    ``+key``, ``~key``): compose those."""
+    cfg = copy.deepcopy(base)
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        current = OmegaConf.select(cfg, key, default=_ABSENT)
+        if (override.type != OverrideType.CHANGE or override.package is not None
+                or current is _ABSENT or isinstance(current, DictConfig)):
+            return None
+        OmegaConf.update(cfg, key, override.value(), merge=False)
+    return cfg
 
 
 def prepare(overrides: list[str]) -> SweepContext:

@@ -31,6 +31,7 @@ def worker_name(pid: int) -> str:
 
 
 WORKER = worker_name(os.getpid())
+GRACE_SECONDS = 30.0  # how long a worker has to stop after the interrupt before it is killed
 
 
 @dataclass
@@ -121,6 +122,7 @@ def abandon(ctx: SweepContext, study: optuna.Study, number: int, reason: str, *,
                {"error": reason}, best or {})
     else:
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    ctx.outbox.drain(wait=GRACE_SECONDS / 2)  # its run's pending calls first, then the KILLED state
     with contextlib.suppress(Exception):  # a tracking server that is gone closes nothing
         runs.close_trial(ctx, study.study_name, number, tracking.KILLED, reason)
     add_tickets(study, 1, reason="replaces-interrupted")
@@ -150,13 +152,13 @@ def _child_run(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> C
 
 
 def _mlflow(ctx: SweepContext, run: ChildRun, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
-    """``fn(client, run.id, *args, **kwargs)`` through the outbox (the id is read when it runs).
-    A signal waits for the write to end: one cut short leaves its SQLite transaction open, and
-    every later write, the interrupted trial's own close included, finds the store locked."""
-    if run.id is None and not ctx.outbox.queue:
-        return  # neither created nor queued: MLflow rejected the run (the outbox reports it)
-    with signals.deferred():
-        ctx.outbox.call(what, lambda: fn(ctx.client, run.id, *args, **kwargs))
+    """``fn(client, run.id, *args, **kwargs)`` on the outbox's sender thread, off the training
+    path, in the order sent (the id is read when it runs: a run whose creation was queued gets
+    its calls queued behind it). Signals reach only the main thread, so no write is cut short."""
+    def job() -> None:
+        if run.id is not None:  # else neither created nor queued: MLflow rejected the run
+            fn(ctx.client, run.id, *args, **kwargs)
+    ctx.outbox.send(what, job)
 
 
 class EpochLog:
@@ -207,7 +209,7 @@ def _log_study_best(ctx: SweepContext, study: optuna.Study, number: int) -> None
     except ValueError:
         return
     metric = "best/" + ctx.cfg.sweep.metric.replace("/", "_")
-    ctx.outbox.call(f"{metric} of the study", tracking.log_metrics, ctx.client, ctx.parent_run_id,
+    ctx.outbox.send(f"{metric} of the study", tracking.log_metrics, ctx.client, ctx.parent_run_id,
                     {metric: best.value}, step=number)
 
 

@@ -19,12 +19,24 @@ from experiments.study.budget import claim, counts, done, trained_epochs
 from experiments.study.context import SweepContext
 from experiments.study.parent import SweepError, best_trial
 from experiments.study.samplers import exhausted
-from experiments.study.trial import WORKER, Outcome, abandon, describe, run_trial, worker_name
+from experiments.study.trial import (
+    GRACE_SECONDS,
+    WORKER,
+    Outcome,
+    abandon,
+    describe,
+    run_trial,
+    worker_name,
+)
 
 
 def work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> int:
     """Claim and run trials until the budget is spent; returns the number of failures."""
-    failures = _work(ctx, study, deadline=deadline)
+    try:
+        failures = _work(ctx, study, deadline=deadline)
+    except BaseException:
+        ctx.outbox.drain(wait=GRACE_SECONDS / 2)  # the last trial's calls still on their way
+        raise
     ctx.outbox.finish()  # send what the tracking server missed, or say what it lacks
     return failures
 
@@ -103,9 +115,6 @@ def run_workers(ctx: SweepContext, study: optuna.Study,
     if crashed:  # its trial is failed by the heartbeat and rerun; the user must hear of it
         raise SweepError(f"{', '.join(crashed)} stopped with an error (see its output above); "
                          "rerun the same command to resume the study")
-
-
-GRACE_SECONDS = 30.0
 
 
 def _stop(ctx: SweepContext, study: optuna.Study, procs: list) -> None:

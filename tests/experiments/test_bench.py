@@ -10,7 +10,7 @@ import pytest
 from experiments.bench import main
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEED_ROWS = ["seeds' pipeline", "ours, autograd", "ours, manual", "floor (bare matmuls)"]
+SPEED_ROWS = ["seeds' pipeline", "ours, autograd, fp32", "ours, manual, fp32", "floor, fp32"]
 
 
 def _numbers(line: str) -> list[float]:
@@ -28,11 +28,15 @@ def test_quick_bench_prints_finite_tables(capsys: pytest.CaptureFixture[str],
                     "depth", "batch", "train MB", "infer MB", "ratio", "saved MB"):
         assert heading in out
     lines = out.splitlines()
-    for name in SPEED_ROWS:
+    assert any(line.startswith("bf16: ") for line in lines)  # native or not, and what it did
+    bf16 = "bf16 rows included" in out
+    for name in SPEED_ROWS + (["ours, manual, bf16", "floor, bf16"] if bf16 else []):
         row = next(line for line in lines if line.startswith(name))
         figures = _numbers(row[len(name):].split("  speed-up")[0])
         assert len(figures) == 4 and all(math.isfinite(v) and v > 0 for v in figures), row
-    assert sum("PASS" in line or "MISS" in line for line in lines) == 2
+    big = lines[next(i for i, line in enumerate(lines) if line.startswith("784-1024-1024-10")):]
+    assert sum(line.startswith(("ours, ", "floor, ")) for line in big[:10]) == (6 if bf16 else 3)
+    assert sum("speed-up PASS" in line or "speed-up MISS" in line for line in lines) == (4 if bf16 else 2)
     start = next(i for i, line in enumerate(lines) if "saved MB" in line)
     memory = [_numbers(line) for line in lines[start + 1:] if line.strip()]
     assert len(memory) == 4  # quick: depths 1, 2 x batches 256, 1024
@@ -43,7 +47,9 @@ def test_quick_bench_prints_finite_tables(capsys: pytest.CaptureFixture[str],
 def test_sweep_benchmark_prints_its_figures(capsys: pytest.CaptureFixture) -> None:
     from experiments import bench_sweep
 
-    assert bench_sweep.main(["--quick", "--trials", "2", "--small-trials", "4"]) == 0
+    assert bench_sweep.main(["--quick", "--trials", "2", "--small-trials", "4",
+                             "--tiny-trials", "30"]) == 0
     out = capsys.readouterr().out
+    assert "bookkeeping per tiny trial:" in out and "at the last 10 of 30" in out
     assert "of a trial (median; target < 5%" in out
     assert "small-model trials per hour: 1 worker" in out and "2 workers" in out
