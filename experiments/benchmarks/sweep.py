@@ -40,11 +40,13 @@ def overhead(trials: int, data: str, quick: bool, *,
     ``experiments.training.train_config`` (model, epochs and validation) less the time in its
     per-epoch callbacks; the rest is the machinery: the trial's config, Optuna (claim, sampling,
     per-epoch reports and pruning checks, tell), MLflow (child run, params, per-epoch metrics,
-    close) and the progress line. MLflow calls made on the sender thread overlap training and
+    close), and the worker loop's work between two trials (claim, stale-trial check, progress
+    line; counted from the second trial on). MLflow calls made on the sender thread overlap training and
     show up as slower training, not here."""
     from experiments.study import run_sweep, trial, worker
 
     timings: dict[str, list[float]] = {"train": [], "trial": []}
+    ends: list[float] = []
     real_train, real_run = trial.train_config, worker.run_trial
 
     def timed_train(*args, on_epoch_end=None, **kwargs):
@@ -62,9 +64,12 @@ def overhead(trials: int, data: str, quick: bool, *,
         finally:
             timings["train"].append(time.perf_counter() - start - in_callbacks[0])
 
-    def timed_run(*args, **kwargs):
+    def timed_run(*args, **kwargs):  # a trial's time includes the loop's work since the last one
+        start = time.perf_counter()  # (claim, stale-trial check, progress line)
         out = real_run(*args, **kwargs)
-        timings["trial"].append(out.seconds)
+        between = start - ends[-1] if ends else 0.0
+        ends.append(time.perf_counter())
+        timings["trial"].append(out.seconds + between)
         return out
 
     trial.train_config, worker.run_trial = timed_train, timed_run

@@ -46,3 +46,32 @@ def test_the_outbox_reports_what_it_could_not_send_and_reraises_rejections(
     with pytest.raises(MlflowException):  # a rejected request is a bug to see, not to queue
         tracking.Outbox(pause=0.0).call("params", rejected)
 
+
+
+def test_sent_calls_run_in_order_off_the_callers_path_and_queue_while_down(
+        capsys: pytest.CaptureFixture) -> None:
+    box, call = tracking.Outbox(pause=0.0), _Flaky()
+    call.down = False
+    for value in range(5):
+        box.send(f"call {value}", call, value)
+    assert box.drain(wait=10)
+    assert call.sent == [0, 1, 2, 3, 4]
+    call.down = True
+    box.send("while down", call, 5)
+    box.send("behind it", call, 6)
+    assert box.drain(wait=10) and [what for what, _ in box.queue] == ["while down", "behind it"]
+    call.down = False
+    assert box.finish(wait=5) is True
+    assert call.sent == [0, 1, 2, 3, 4, 5, 6]
+    assert "2 call(s) failed while the tracking server was unreachable" in capsys.readouterr().out
+
+
+def test_a_sent_call_mlflow_rejects_is_named_at_the_end(capsys: pytest.CaptureFixture) -> None:
+    def rejected() -> None:
+        raise MlflowException("bad param", error_code=INVALID_PARAMETER_VALUE)
+
+    box = tracking.Outbox(pause=0.0)
+    box.send("trial 2: params", rejected)
+    assert box.finish(wait=0) is False
+    err = capsys.readouterr().err
+    assert "1 call(s) could not be logged: trial 2: params (rejected: bad param" in err
