@@ -6,12 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlp import functional as F
-from mlp.backprop import loss_and_grads
 from mlp.model import build_model
 from mlp.optim import SGD
 from mlp.precision import cast_inputs, cpu_flags, resolve_precision
 from mlp.train import evaluate, predict, train_epoch
+from tests.mlp.test_backprop import _grads
 
 CPU = torch.device("cpu")
 
@@ -42,18 +41,6 @@ def test_cpu_flags_read_the_flags_line(tmp_path: Path) -> None:
     info.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu sse2 avx512_bf16 amx_bf16\n")
     assert cpu_flags(info) == {"fpu", "sse2", "avx512_bf16", "amx_bf16"}
     assert cpu_flags(tmp_path / "missing") == set()
-
-
-def _grads(model, x, y, *, manual: bool, seed: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    for p in model.parameters():
-        p.grad = None
-    torch.manual_seed(seed)  # same dropout masks on both paths
-    if manual:
-        loss, _ = loss_and_grads(model, x, y)
-    else:
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-    return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
