@@ -48,14 +48,12 @@ def as_compute(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return w.t().to(dtype).contiguous().t()  # (fan_in, fan_out), strides (1, fan_in)
 
 
-def affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
-           w_compute: torch.Tensor | None = None) -> torch.Tensor:
+def affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``h @ w + b`` in ``h``'s dtype: fp32 as the chapter writes it; for bf16 inputs the
-    weight (or its ready cast ``w_compute``) and bias in bf16, fused into one addmm."""
+    weight's cast and the bias in bf16, fused into one addmm."""
     if h.dtype == w.dtype:
         return h @ w + b  # (B, fan_in) @ (fan_in, fan_out) + (fan_out,)
-    w_c = w_compute if w_compute is not None else as_compute(w, h.dtype)
-    return torch.addmm(b.to(h.dtype), h, w_c)
+    return torch.addmm(b.to(h.dtype), h, as_compute(w, h.dtype))
 
 
 class MLP(nn.Module):

@@ -8,6 +8,7 @@ bf16 (see :func:`mlp.model.affine`).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -19,19 +20,21 @@ PRECISIONS = ("fp32", "bf16", "auto")
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of native bf16 multiplies
 
 
-def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
-    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
+@functools.cache
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo); read
+    once per process, however many runs and trials resolve their precision."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return set()
+        return frozenset()
     for line in text.splitlines():
         if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
 
 
-def native_bf16(device: torch.device, *, flags: set[str] | None = None) -> tuple[bool, str]:
+def native_bf16(device: torch.device, *, flags: frozenset[str] | set[str] | None = None) -> tuple[bool, str]:
     """Whether ``device`` multiplies bf16 natively, and why (one phrase for the start line).
 
     CPU: the ``amx_bf16`` or ``avx512_bf16`` flag. CUDA: compute capability >= 8.0 (Ampere on).
@@ -44,7 +47,7 @@ def native_bf16(device: torch.device, *, flags: set[str] | None = None) -> tuple
 
 
 def resolve_precision(name: str, device: torch.device, *,
-                      flags: set[str] | None = None) -> tuple[str, str]:
+                      flags: frozenset[str] | set[str] | None = None) -> tuple[str, str]:
     """``(fp32 | bf16, reason)``: ``auto`` becomes bf16 where the hardware multiplies it natively."""
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}; expected {', '.join(PRECISIONS)}")

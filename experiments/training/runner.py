@@ -82,7 +82,6 @@ class Trained:
     data: Splits
     result: FitResult
     device: torch.device
-    precision: str
 
 
 def train_config(cfg: Config, *, data: Splits | None = None,
@@ -99,7 +98,7 @@ def train_config(cfg: Config, *, data: Splits | None = None,
                  batch_size=cfg.train.batch_size, backward=cfg.model.backward, seed=cfg.seed,
                  lr_schedule=cfg.optim.schedule, early_stopping=cfg.train.early_stopping,
                  on_epoch_end=on_epoch_end)
-    return Trained(model, data, result, device, precision)
+    return Trained(model, data, result, device)
 
 
 def reset_peak_memory(device: torch.device) -> None:
