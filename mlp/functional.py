@@ -8,13 +8,20 @@ __all__ = [
     "relu",
     "sigmoid",
     "tanh",
+    "relu_derivative",
+    "sigmoid_derivative",
+    "tanh_derivative",
     "softmax",
     "log_softmax",
+    "one_hot",
     "cross_entropy",
+    "mse",
     "accuracy",
     "dropout",
     "dropout_mask",
     "ACTIVATIONS",
+    "DERIVATIVES",
+    "LOSSES",
 ]
 
 
@@ -43,14 +50,34 @@ def relu(x: torch.Tensor) -> torch.Tensor:
 
 
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """Logistic sigmoid, stable for large |x|: exp is only taken of -|x|."""
-    e = torch.exp(-x.abs())  # (B, H), in (0, 1]
+    """Logistic sigmoid, stable for large |x|: exp is only taken of -|x|.
+
+    -|x| is written as a ``where`` so that autograd differentiates each branch as the one it
+    computes; through ``abs``, whose derivative torch takes as 0 at 0, the derivative at x = 0
+    would come out 0 instead of 1/4.
+    """
+    e = torch.exp(torch.where(x >= 0, -x, x))  # (B, H), exp(-|x|) in (0, 1]
     return torch.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
     """Hyperbolic tangent via the sigmoid: tanh(x) = 2 sigmoid(2x) - 1."""
     return 2.0 * sigmoid(2.0 * x) - 1.0
+
+
+def relu_derivative(out: torch.Tensor) -> torch.Tensor:
+    """d relu(z) / dz from the output a = relu(z): 1 where a > 0, else 0 (0 at z = 0 too)."""
+    return (out > 0).to(out.dtype)  # (B, H) -> (B, H)
+
+
+def sigmoid_derivative(out: torch.Tensor) -> torch.Tensor:
+    """d sigmoid(z) / dz from the output a = sigmoid(z): a (1 - a), at most 1/4 (at z = 0)."""
+    return out * (1.0 - out)
+
+
+def tanh_derivative(out: torch.Tensor) -> torch.Tensor:
+    """d tanh(z) / dz from the output a = tanh(z): 1 - a^2, at most 1 (at z = 0)."""
+    return 1.0 - out * out
 
 
 def _wide(x: torch.Tensor) -> torch.Tensor:
@@ -74,10 +101,23 @@ def softmax(logits: torch.Tensor) -> torch.Tensor:
     return e / e.sum(dim=1, keepdim=True)
 
 
+def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Integer labels (B,) as rows of a (B, C) float identity: 1 at the label, 0 elsewhere."""
+    out = torch.zeros(len(y), num_classes, device=y.device)
+    return out.scatter_(1, y.view(-1, 1), 1.0)  # (B,) -> (B, C)
+
+
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of integer labels ``y`` (B,) under ``logits`` (B, C)."""
     picked = log_softmax(logits).gather(1, y.view(-1, 1))  # (B, 1)
     return -picked.mean()
+
+
+def mse(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the squared distance between softmax(logits) and one-hot(y),
+    summed over the classes (the Brier score): in [0, 2] per row, fp32 for bf16 logits."""
+    p = softmax(logits)  # (B, C)
+    return ((p - one_hot(y, p.shape[1]).to(p.dtype)) ** 2).sum(dim=1).mean()
 
 
 def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -102,3 +142,7 @@ def dropout(x: torch.Tensor, p: float, *, training: bool) -> torch.Tensor:
 
 
 ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}
+# Each activation's derivative written by hand, in terms of its output (what the hand-written
+# backward pass keeps), in the order of ACTIVATIONS.
+DERIVATIVES = {"relu": relu_derivative, "sigmoid": sigmoid_derivative, "tanh": tanh_derivative}
+LOSSES = {"cross_entropy": cross_entropy, "mse": mse}

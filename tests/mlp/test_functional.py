@@ -73,3 +73,40 @@ def test_dropout_keeps_activation_scale_in_training() -> None:
     assert out.mean().item() == pytest.approx(1.0, abs=0.01)  # inverted dropout: E[out] = x
     kept = out[out != 0]
     torch.testing.assert_close(kept, torch.full_like(kept, 1 / 0.7))
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_hand_written_derivatives_match_autograd_on_minus_8_to_8_and_beyond(name: str) -> None:
+    """The derivative the manual backward pass uses, written in terms of the activation's
+    output, against autograd's derivative of the activation itself."""
+    z = torch.cat([torch.linspace(-8, 8, 1601, dtype=torch.float64),
+                   torch.tensor([-1e4, -40.0, 0.0, 40.0, 1e4], dtype=torch.float64)])
+    z.requires_grad_()
+    out = F.ACTIVATIONS[name](z)
+    (autograd,) = torch.autograd.grad(out.sum(), z)
+    torch.testing.assert_close(F.DERIVATIVES[name](out.detach()), autograd, rtol=1e-12, atol=1e-15)
+
+
+def test_derivatives_have_the_textbook_shapes() -> None:
+    z = torch.tensor([-3.0, 0.0, 3.0], dtype=torch.float64)
+    assert F.relu_derivative(F.relu(z)).tolist() == [0.0, 0.0, 1.0]  # 0 at z = 0, as autograd
+    assert F.sigmoid_derivative(F.sigmoid(z))[1].item() == pytest.approx(0.25)
+    assert F.tanh_derivative(F.tanh(z))[1].item() == pytest.approx(1.0)
+
+
+def test_one_hot_puts_a_single_one_at_each_label() -> None:
+    y = torch.tensor([2, 0, 9])
+    torch.testing.assert_close(F.one_hot(y, 10), torch_f.one_hot(y, 10).float())
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_mse_is_the_squared_distance_of_softmax_to_one_hot(scale: float) -> None:
+    logits = _inputs(scale)
+    y = torch.randint(0, 10, (16,), generator=torch.Generator().manual_seed(2))
+
+    def reference(z: torch.Tensor) -> torch.Tensor:
+        onehot = torch_f.one_hot(y, 10).to(z.dtype)
+        return torch_f.mse_loss(torch_f.softmax(z, dim=1), onehot, reduction="sum").reshape(1) / len(y)
+
+    _parity(lambda z: F.mse(z, y).reshape(1), reference, logits)
+    assert 0.0 <= F.mse(logits, y).item() <= 2.0
