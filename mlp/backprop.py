@@ -9,7 +9,7 @@ import torch
 from mlp import functional as F
 from mlp.model import MLP, as_compute
 
-__all__ = ["Cache", "forward_cached", "backward", "loss_and_grads"]
+__all__ = ["Cache", "forward_cached", "backward", "logits_grad", "loss_and_grads"]
 
 
 @dataclass
@@ -49,34 +49,45 @@ def forward_cached(model: MLP, x: torch.Tensor, *, training: bool = True) -> tup
     return logits, cache
 
 
-def _activation_grad(name: str, out: torch.Tensor) -> torch.Tensor:
-    """d act / d z written in terms of the activation's output a = act(z)."""
-    if name == "relu":
-        return (out > 0).to(out.dtype)
-    if name == "sigmoid":
-        return out * (1.0 - out)
-    return 1.0 - out * out  # tanh
+
+def logits_grad(log_probs: torch.Tensor, y: torch.Tensor, *, loss: str = "cross_entropy") -> torch.Tensor:
+    """d(mean loss)/d(logits), (B, C) in fp32, from ``log_softmax(logits)``.
+
+    Cross-entropy: (p - onehot(y)) / B, with p = softmax(logits).
+    MSE on the probabilities, L = mean_b sum_c (p_c - onehot_c)^2: with g = dL/dp =
+    2 (p - onehot(y)) / B and the softmax Jacobian dp_c/dz_j = p_c (delta_cj - p_j),
+    dL/dz_j = p_j (g_j - sum_c g_c p_c).
+    """
+    with torch.no_grad():
+        p = torch.exp(log_probs)  # (B, C) softmax
+        if loss == "cross_entropy":
+            p.scatter_add_(1, y.view(-1, 1), p.new_full((len(y), 1), -1.0))  # minus one-hot(y)
+            return p / len(y)
+        if loss == "mse":
+            g = 2.0 * (p - F.one_hot(y, p.shape[1]).to(p.dtype)) / len(y)  # (B, C) dL/dp
+            return p * (g - (g * p).sum(dim=1, keepdim=True))
+    raise ValueError(f"unknown loss {loss!r}; expected {', '.join(F.LOSSES)}")
 
 
-def backward(model: MLP, cache: Cache, logits: torch.Tensor, y: torch.Tensor) -> None:
-    """Write d(mean cross-entropy)/d(param) into every ``param.grad``.
+def backward(model: MLP, cache: Cache, logits: torch.Tensor, y: torch.Tensor, *,
+             loss: str = "cross_entropy") -> None:
+    """Write d(mean loss)/d(param) into every ``param.grad``.
 
-    Softmax + cross-entropy: dL/dlogits = (softmax(logits) - onehot(y)) / B.
-    Per layer: dW = H_in^T dZ, db = sum_rows dZ, dH_in = dZ W^T, dZ_prev = dH_in * act'(z).
+    The first dZ is the loss's gradient with respect to the logits (:func:`logits_grad`).
+    Per layer: dW = H_in^T dZ, db = sum_rows dZ, dH_in = dZ W^T, dZ_prev = dH_in * act'(z),
+    with act' written in terms of the layer's output (``functional.DERIVATIVES``).
     In bf16 the products run in bf16 on the cached casts and each gradient lands in the fp32
     ``param.grad``, as autograd does through the casts.
     """
-    backward_from_log_probs(model, cache, F.log_softmax(logits), y)
+    backward_from_log_probs(model, cache, F.log_softmax(logits), y, loss=loss)
 
 
 def backward_from_log_probs(model: MLP, cache: Cache, log_probs: torch.Tensor,
-                            y: torch.Tensor) -> None:
+                            y: torch.Tensor, *, loss: str = "cross_entropy") -> None:
     """:func:`backward` given ``log_softmax(logits)``, so the loss can reuse it."""
+    derivative = F.DERIVATIVES[model.activation]
     with torch.no_grad():
-        dz = torch.exp(log_probs)  # (B, 10) softmax, fp32
-        dz.scatter_add_(1, y.view(-1, 1), dz.new_full((len(y), 1), -1.0))  # minus one-hot(y)
-        dz /= len(y)
-        dz = dz.to(cache.inputs[-1].dtype)  # the products' dtype
+        dz = logits_grad(log_probs, y, loss=loss).to(cache.inputs[-1].dtype)  # the products' dtype
         layers = model.layers()
         for i in range(len(layers) - 1, -1, -1):
             w, b = layers[i]
@@ -88,7 +99,7 @@ def backward_from_log_probs(model: MLP, cache: Cache, log_probs: torch.Tensor,
             dh = dz @ cache.weights[i].T  # (B, fan_out) @ (fan_out, fan_in)
             if cache.masks[i - 1] is not None:
                 dh = dh * cache.masks[i - 1]
-            dz = dh * _activation_grad(model.activation, cache.outputs[i - 1])
+            dz = dh * derivative(cache.outputs[i - 1])
 
 
 def _accumulate(param: torch.nn.Parameter, grad: torch.Tensor) -> None:
@@ -99,11 +110,13 @@ def _accumulate(param: torch.nn.Parameter, grad: torch.Tensor) -> None:
         param.grad += grad
 
 
-def loss_and_grads(model: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def loss_and_grads(model: MLP, x: torch.Tensor, y: torch.Tensor, *,
+                   loss: str = "cross_entropy") -> tuple[torch.Tensor, torch.Tensor]:
     """One training forward + manual backward; returns (mean loss, logits), grads in place."""
     logits, cache = forward_cached(model, x, training=model.training)
     with torch.no_grad():
         log_probs = F.log_softmax(logits)  # (B, 10), fp32 even for bf16 logits; loss and gradient
-        loss = -log_probs.gather(1, y.view(-1, 1)).mean()
-    backward_from_log_probs(model, cache, log_probs, y)
-    return loss, logits
+        value = (-log_probs.gather(1, y.view(-1, 1)).mean() if loss == "cross_entropy"
+                 else F.LOSSES[loss](logits, y))
+    backward_from_log_probs(model, cache, log_probs, y, loss=loss)
+    return value, logits

@@ -1,4 +1,5 @@
-"""Fashion-MNIST: locate, verify and prepare the files; in-memory tensors, splits and batches."""
+"""Fashion-MNIST: locate, verify and prepare the files, and read them into tensors (the splits
+and batches made of them are in :mod:`mlp.splits`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,12 +21,9 @@ __all__ = [
     "CLASSES",
     "DEBIAN_DIR",
     "DataError",
-    "Splits",
     "prepare",
     "verify_data",
     "load_raw",
-    "load_splits",
-    "batches",
 ]
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -211,60 +207,3 @@ def load_raw(root: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch
             out.append(torch.frombuffer(buf, dtype=torch.uint8, offset=8).to(torch.int64))
     train_x, train_y, test_x, test_y = out
     return train_x, train_y, test_x, test_y
-
-
-@dataclass
-class Splits:
-    """Flattened float images in [0, 1] (N, 784) and int64 labels, for each split."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    train_index: torch.Tensor  # rows of the 60k training file used for training
-    val_index: torch.Tensor  # rows of the 60k training file used for validation
-
-
-def _as_float(x: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    return (x.reshape(len(x), -1).to(torch.float32) / 255.0).to(device)  # (N, 28, 28) -> (N, 784)
-
-
-def load_splits(root: str | os.PathLike, *, val_size: int = 10000, limit_train: int | None = None,
-                seed: int = 0, device: torch.device | str = "cpu") -> Splits:
-    """Carve a seeded validation split from the 60k training images; keep the test set apart.
-
-    ``limit_train`` keeps only that many training rows (after the validation rows are set
-    aside), for quick runs. The validation and training rows never overlap.
-    """
-    train_x, train_y, test_x, test_y = load_raw(str(Path(root)))
-    if not 0 < val_size < len(train_x):
-        raise ValueError(f"val_size must be in 1..{len(train_x) - 1}, got {val_size}")
-    perm = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(seed))
-    val_index, train_index = perm[:val_size], perm[val_size:]
-    if limit_train is not None:
-        train_index = train_index[:limit_train]
-    return Splits(
-        train_x=_as_float(train_x[train_index], device), train_y=train_y[train_index].to(device),
-        val_x=_as_float(train_x[val_index], device), val_y=train_y[val_index].to(device),
-        test_x=_as_float(test_x, device), test_y=test_y.to(device),
-        train_index=train_index, val_index=val_index,
-    )
-
-
-def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *,
-            generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Minibatches of in-memory tensors, in a fresh random order when a generator is given.
-
-    Shuffled batches are gathered one at a time from a permutation of the row indices, so no
-    shuffled copy of the whole data set is made; unshuffled batches are views.
-    """
-    if generator is None:
-        for start in range(0, len(x), batch_size):
-            yield x[start:start + batch_size], y[start:start + batch_size]
-        return
-    perm = torch.randperm(len(x), generator=generator).to(x.device)
-    for start in range(0, len(x), batch_size):
-        idx = perm[start:start + batch_size]
-        yield x.index_select(0, idx), y.index_select(0, idx)

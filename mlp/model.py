@@ -10,7 +10,8 @@ from torch import nn
 
 from mlp import functional as F
 
-__all__ = ["MLP", "affine", "build_model", "hidden_sizes_for", "init_weight", "count_parameters"]
+__all__ = ["MLP", "Standardize", "affine", "build_model", "hidden_sizes_for", "init_weight",
+           "count_parameters"]
 
 INITS = ("normal", "scaled", "he")
 
@@ -101,6 +102,18 @@ class MLP(nn.Module):
             h = act(affine(h, w, b))  # (B, fan_in) -> (B, fan_out), in the input's dtype
             h = F.dropout(h, self.dropout, training=self.training)
         return affine(h, w_out, b_out)  # (B, H_last) -> (B, 10) logits
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / std``: a standardised model's input scaling, put in front of it so that the
+    pair takes pixels in [0, 1] like every other model."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.mean, self.std = float(mean), float(std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
 
 
 def _concise(

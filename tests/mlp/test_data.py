@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlp.data import SHA256, DataError, batches, load_raw, load_splits, prepare, verify_data
+from mlp.data import SHA256, DataError, load_raw, prepare, verify_data
+from mlp.splits import batches, load_splits
 from tests.conftest import DATA_ROOT
 
 RAW = DATA_ROOT / "FashionMNIST" / "raw"
