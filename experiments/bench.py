@@ -18,8 +18,8 @@ import torch
 from experiments.benchmarks.epoch import ROOT, median_times, print_speed, speed_runners
 from experiments.benchmarks.memory import print_memory
 from experiments.training import resolve_device, setup_torch
-from mlp.data import load_splits
 from mlp.precision import native_bf16
+from mlp.splits import load_splits
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

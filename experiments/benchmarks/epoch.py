@@ -11,10 +11,10 @@ from collections.abc import Callable
 import torch
 
 from mlp import functional as F
-from mlp.data import Splits
 from mlp.model import build_model
 from mlp.optim import SGD
 from mlp.precision import cast_inputs, compute_dtype
+from mlp.splits import Splits
 from mlp.train import train_epoch
 
 ROOT, BATCH, LR, HIDDEN = "data", 256, 0.1, 256

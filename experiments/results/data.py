@@ -31,7 +31,7 @@ from experiments.stores import mask_url, schema_lock, sqlite_path
 EDGE = 0.1  # the lowest and highest 10% of a searched range count as its edge
 _SEED_SUFFIX = re.compile(r"-(?:seed|s)\d+$")
 _LAYER_WIDTH = re.compile(r"^layers\.width_\d+$")  # search.layers: one width per layer
-# The hard limits of numeric settings, as experiments/config.py's validate() checks them (it holds
+# The hard limits of numeric settings, as experiments/config/checks.py's validate() checks them (it holds
 # them in code, not in a table). A range whose end already sits on its limit cannot grow past it,
 # so its edge gets no advice. Open limits (lr > 0, dropout < 1) leave room in any valid range.
 _LIMITS: dict[str, tuple[float, float]] = {

@@ -64,7 +64,9 @@ def test_the_quick_form_is_a_study_of_its_own(workdir: Path, capsys: pytest.Capt
 
 def test_a_study_from_before_identities_is_checked_against_its_recorded_overrides(
         workdir: Path, capsys: pytest.CaptureFixture) -> None:
-    """A study created by the previous version: no identity, its overrides and parent recorded."""
+    """A study created by the previous version: no identity, its overrides and parent recorded.
+    It trained in fp32 (no other precision existed), so on a CPU with native bf16 it resumes only
+    with train.precision=fp32."""
     created_with = overrides(workdir, n=2, extra=("optim.momentum=0.5",))
     study = optuna.create_study(study_name="s", storage=f"sqlite:///{workdir}/optuna.db",
                                 direction="maximize")
@@ -79,7 +81,8 @@ def test_a_study_from_before_identities_is_checked_against_its_recorded_override
     assert "(recomposed from its overrides)" in err and "optim.momentum (study: 0.5" in err
     assert "identity" not in load(workdir).user_attrs
 
-    assert sweep.main(overrides(workdir, n=2, extra=("optim.momentum=0.5", "sweep.pruner=none"))) == 0
+    assert sweep.main(overrides(workdir, n=2, extra=("optim.momentum=0.5", "sweep.pruner=none",
+                                                     "train.precision=fp32"))) == 0
     assert "predates recorded identities" in capsys.readouterr().out
     study = load(workdir)
     assert len(study.trials) == 2 and study.user_attrs["identity"]["optim.momentum"] == "0.5"

@@ -1,0 +1,34 @@
+"""The configuration: the settings' dataclasses (``schema``), their composition with Hydra
+(``compose``) and the checks a composed config must pass (``checks``)."""
+
+from experiments.config.checks import CHOICES, QUICK, ConfigError, apply_quick, quick_name, validate
+from experiments.config.compose import (
+    CONF_DIR,
+    CONFIG_NAME,
+    check_keys,
+    compose_config,
+    flatten,
+    hydra_session,
+    load_config,
+    local_conf_dir,
+    to_config,
+    to_yaml,
+    with_local_conf,
+)
+from experiments.config.schema import (
+    Config,
+    DataConfig,
+    LayersSpace,
+    MlflowConfig,
+    ModelConfig,
+    OptimConfig,
+    SearchConfig,
+    SweepConfig,
+    TrainConfig,
+)
+
+__all__ = ["CHOICES", "CONFIG_NAME", "CONF_DIR", "QUICK", "Config", "ConfigError", "DataConfig",
+           "LayersSpace", "MlflowConfig", "ModelConfig", "OptimConfig", "SearchConfig", "SweepConfig",
+           "TrainConfig", "apply_quick", "check_keys", "compose_config", "flatten", "hydra_session",
+           "load_config", "local_conf_dir", "quick_name", "to_config", "to_yaml", "validate",
+           "with_local_conf"]
