@@ -18,6 +18,7 @@ from experiments.results.data import (
     parent_run,
     trial_rows,
 )
+from experiments.results.folds import folds_section
 from experiments.results.page import Page
 from experiments.results.study import StudyView, safe, study_section
 from experiments.stores import mask_url
@@ -86,6 +87,7 @@ def build(views: list[StudyView], client: MlflowClient, out: Path, *, storage: s
               f"MLflow {mask_url(tracking_uri)}. Scores are each trial's best {views[0].metric} "
               f"on the validation split ({'lower' if views[0].minimize else 'higher'} is better).")
     comparison(page, views)
+    folds_section(page, views, client)
     for view in views:
         study_section(page, view, client, top=top, curves=curves)
     return page.write()[1]

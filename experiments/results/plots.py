@@ -90,12 +90,12 @@ def _grid(n: int, *, width: float = 4.2, height: float = 3.3) -> tuple[Figure, l
     return fig, flat[:n]
 
 
-def _colours(labels: list[str]) -> dict[str, Any]:
+def palette(labels: list[str]) -> dict[str, Any]:
     cmap = matplotlib.colormaps["tab10"]
     return {label: cmap(i % 10) for i, label in enumerate(dict.fromkeys(labels))}
 
 
-def _decorate(ax: Axes, axis: Axis, metric: str) -> None:
+def decorate(ax: Axes, axis: Axis, metric: str) -> None:
     if axis.log:
         ax.set_xscale("log")
     if axis.ticks:
@@ -126,7 +126,7 @@ def param_scores(points: list[Point], axes: list[Axis], *, metric: str,
                  best: Point | None = None, title: str = "") -> Figure:
     """Axis plots: the score of every trial against each parameter (hollow = pruned)."""
     fig, subplots = _grid(len(axes))
-    colours = _colours([p.label for p in points])
+    colours = palette([p.label for p in points])
     rng = np.random.default_rng(0)
     for ax, axis in zip(subplots, axes, strict=True):
         for p in points:
@@ -139,7 +139,7 @@ def param_scores(points: list[Point], axes: list[Axis], *, metric: str,
         if best is not None and axis.key in best.params:
             ax.scatter(axis.x(best.params[axis.key]), best.score, marker="*", s=220, c="red",
                        edgecolors="black", zorder=5)
-        _decorate(ax, axis, metric)
+        decorate(ax, axis, metric)
     return _finish(fig, colours, title or f"{metric} against each parameter (hollow = pruned, star = best)")
 
 
@@ -165,7 +165,7 @@ def isolation(points: list[Point], axes: list[Axis], *, metric: str, minimize: b
     """Isolation plots: the best score reached at each value (or bin) of each parameter."""
     fig, subplots = _grid(len(axes))
     done = [p for p in points if p.complete]
-    colours = _colours([p.label for p in done])
+    colours = palette([p.label for p in done])
     pick = np.min if minimize else np.max
     for ax, axis in zip(subplots, axes, strict=True):
         for label, c in colours.items():
@@ -176,7 +176,7 @@ def isolation(points: list[Point], axes: list[Axis], *, metric: str, minimize: b
             ys = np.array([p.score for p in mine])
             keys = np.unique(xs)
             ax.plot(keys, [pick(ys[xs == k]) for k in keys], "o-", color=c, label=label or None)
-        _decorate(ax, axis, metric)
+        decorate(ax, axis, metric)
     return _finish(fig, colours, title or f"best {metric} reached at each value (binned when continuous)")
 
 
@@ -197,7 +197,7 @@ def best_so_far_plot(groups: dict[str, list[Series]], *, xlabel: str, metric: st
     """One line per study; a group of studies (search seeds) draws its median and min-max band."""
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
-    colours = _colours(list(groups))
+    colours = palette(list(groups))
     for group, series in groups.items():
         c = colours[group]
         drawn = [(xs, ys) for _, xs, ys in series if xs]
@@ -223,7 +223,7 @@ def curves_overlay(histories: dict[str, list[dict[str, float]]], *, title: str =
     plot, solid = training and dashed = validation; one colour per run."""
     fig = Figure(figsize=(11, 4.2))
     ax_loss, ax_acc = fig.subplots(1, 2)
-    colours = _colours(list(histories))
+    colours = palette(list(histories))
     for label, hist in histories.items():
         epochs = range(1, len(hist) + 1)
         for ax, name in ((ax_loss, "loss"), (ax_acc, "acc")):

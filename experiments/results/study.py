@@ -26,6 +26,8 @@ from experiments.results.data import (
     varied,
 )
 from experiments.results.difficulty import difficulty_section
+from experiments.results.interactions import interaction_section
+from experiments.results.layers import layer_section
 from experiments.results.page import Page
 from experiments.training import figures
 
@@ -56,6 +58,11 @@ class StudyView:
     def top(self) -> list[TrialRow]:
         return ranked(self.rows, minimize=self.minimize)
 
+    @property
+    def folds(self) -> int:
+        """``data.folds`` of the study (0: a hold-out split), as its identity recorded it."""
+        return int(json.loads(self.study.user_attrs.get("identity", {}).get("data.folds", "0")))
+
 
 def safe(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name)
@@ -81,9 +88,14 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
           f"reproduce with:\n  {command}")
     page.para("Reproduce the chosen configuration:")
     page.code(command)
-    _top_table(page, view, top)
+    _top_table(page, view, client, top)
     difficulty_section(page, view.name, varied(view.study), view.rows, minimize=view.minimize)
     _param_plots(page, view, prefix)
+    dists = varied(view.study)
+    interaction_section(page, view.name, view.rows, dists, metric=view.metric,
+                        minimize=view.minimize, prefix=prefix)
+    layer_section(page, view.name, view.rows, client, prefix=prefix,
+                  activations="model.activation" in dists)
     _curves(page, view, client, curves, prefix)
     _replicates(page, view, client)
 
@@ -97,12 +109,22 @@ def _test_text(view: StudyView, number: int) -> str:
             f"retrained best trial, run best-trial-{number}; never used for selection).")
 
 
-def _top_table(page: Page, view: StudyView, n: int) -> None:
+def _top_table(page: Page, view: StudyView, client: MlflowClient, n: int) -> None:
     keys = list(varied(view.study))
-    rows = [[i + 1, r.number, f"{r.score:.4f}", r.epochs, f"{r.seconds:.1f}",
+    rows = [[i + 1, r.number, _score(view, client, r), r.epochs, f"{r.seconds:.1f}",
              *[_short(r.params.get(k, "")) for k in keys]] for i, r in enumerate(view.top[:n])]
     page.heading(f"Top {len(rows)} trials by {view.metric}", 3)
+    if view.folds:
+        page.para(f"Each trial trained {view.folds} models, one per fold, in lockstep; its score is "
+                  "their mean at the best epoch, ± their standard deviation.")
     page.table(["rank", "trial", view.metric, "epochs", "seconds", *keys], rows)
+
+
+def _score(view: StudyView, client: MlflowClient, row: TrialRow) -> str:
+    """The trial's score; for cross-validation with the folds' spread (from its MLflow run)."""
+    sd = (client.get_run(row.run_id).data.metrics.get(f"{view.metric}_best_sd")
+          if view.folds and row.run_id else None)
+    return f"{row.score:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
 
 
 def _short(v: object) -> str:

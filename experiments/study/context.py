@@ -22,8 +22,8 @@ from experiments.study import identity, runs
 from experiments.study.samplers import make_pruner, make_sampler
 from experiments.study.space import Space, SpaceError, build_space, extremes, grid
 from experiments.study.storage import open_storage, open_study, serialised
-from experiments.training import load_data, precision_of, resolve_device
-from mlp import DataError, Splits, verify_data
+from experiments.training import Data, load_data, precision_of, resolve_device
+from mlp import DataError, verify_data
 from mlp import prepare as prepare_data
 
 
@@ -39,17 +39,18 @@ class SweepContext:
     experiment_id: str = ""
     parent_run_id: str = ""
     storage: RDBStorage | None = None
-    cache: dict[tuple, Splits] = field(default_factory=dict)
+    cache: dict[tuple, Data] = field(default_factory=dict)
     outbox: tracking.Outbox = field(default_factory=tracking.Outbox)  # MLflow calls to send later
 
     composed: tuple[list[str], DictConfig] | None = None  # self.overrides, composed once
 
-    def data_for(self, cfg: Config) -> Splits:
-        """The split for ``cfg``, loaded once per process for each distinct data setting, its
-        images in the precision's dtype."""
+    def data_for(self, cfg: Config) -> Data:
+        """The split (or folds) for ``cfg``, loaded once per process for each distinct data
+        setting, its images in the precision's dtype."""
         device = resolve_device(cfg.device)
         precision = precision_of(cfg, device)[0]
-        key = (cfg.data.root, cfg.data.val_size, cfg.data.limit_train, cfg.seed, cfg.device,
+        d = cfg.data
+        key = (d.root, d.val_size, d.limit_train, d.normalize, d.folds, cfg.seed, cfg.device,
                precision)
         if key not in self.cache:
             if len(self.cache) >= 2:
@@ -93,6 +94,9 @@ def prepare(overrides: list[str]) -> SweepContext:
     if space.is_empty:
         raise SpaceError("the search space is empty: pick one with search=NAME or "
                          "+experiment=NAME (see conf/search/ and conf/experiment/)")
+    if cfg.sweep.metric == "val/loss" and any(d.key == "train.loss" and d.dist for d in space.dims):
+        raise SpaceError("sweep.metric=val/loss: the search varies train.loss, and one loss's "
+                         "values say nothing of another's; score the trials with sweep.metric=val/acc")
     for ends in extremes(space):  # a range reaching outside the valid values fails here
         to_config(compose_config([*overrides, *ends]))
     try:  # checked once here, not found bad inside every trial

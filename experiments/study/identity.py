@@ -6,7 +6,8 @@ configuration (model, optim, train, data and seed, including the fidelity ``swee
 the search space and the metric. Runtime settings are not part of it: how many trials, for how
 long, on how many workers, which sampler picks the next point, where the stores are, where the
 data lives and which device trains (``sweep.*`` but the metric, ``mlflow.*``, ``data.root``,
-``device``). A run that differs is refused before it writes anything; it is never mixed in.
+``device``), and whether per-layer statistics are recorded (``train.layer_stats``). A run that
+differs is refused before it writes anything; it is never mixed in.
 ``train.precision`` is recorded as it resolves on this machine (``auto`` -> fp32 or bf16), so
 bf16 and fp32 trials never share a study.
 """
@@ -24,13 +25,14 @@ from experiments.training.runner import precision_of, resolve_device
 
 IDENTITY_ATTR, FINGERPRINT_ATTR, BASE_ATTR = "identity", "fingerprint", "base_overrides"
 SECTIONS = ("model.", "optim.", "train.", "data.")
-RUNTIME_KEYS = ("data.root", "device")
+RUNTIME_KEYS = ("data.root", "device", "train.layer_stats")  # the last records, and changes nothing
 RUNTIME_SECTIONS = ("sweep.", "mlflow.")
 STUDY_KEYS = ("sweep.quick", "sweep.metric")  # sweep keys that shape the results
 SHOWN = 4  # differing keys named in the error, the rest counted
 # Keys added to the identity after studies were first recorded, with the value every trial of
 # such an older study had: a study that lacks the key is read as having that value.
-ADDED = {"train.precision": json.dumps("fp32")}
+ADDED = {"train.precision": json.dumps("fp32"), "train.loss": json.dumps("cross_entropy"),
+         "data.normalize": json.dumps("none"), "data.folds": json.dumps(0)}
 
 
 class IdentityError(ValueError):

@@ -45,9 +45,11 @@ class Outcome:
 def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, float]):
     def report(epoch: int, metrics: dict[str, float]) -> None:
         signals.check()
-        value = metrics[metric]
-        best["value"] = value if not best else (min if minimize else max)(best["value"], value)
-        best["epoch"] = epoch
+        value, best["last"] = metrics[metric], epoch
+        if "value" not in best or (value < best["value"] if minimize else value > best["value"]):
+            best.update(value=value, epoch=epoch)
+            if f"{metric}_sd" in metrics:  # cross-validation: the folds' spread at the best epoch
+                best["sd"] = metrics[f"{metric}_sd"]
         with signals.deferred():  # the study's store is written whole or not at all
             trial.report(best["value"], step=epoch)
             prune = trial.should_prune()
@@ -94,12 +96,12 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
                  **{f"sampled.{k}": v for k, v in chosen.items()}}
         _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,
                 extra=extra)
-        train_config(cfg, data=ctx.data_for(cfg), on_epoch_end=chain(
+        train_config(cfg, data=ctx.data_for(cfg), on_probe=log, refit=False, on_epoch_end=chain(
             log, _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
         state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
     except optuna.TrialPruned as exc:
         state, status, note = TrialState.PRUNED, tracking.FINISHED, str(exc)
-        tags["pruned_at_epoch"] = str(best.get("epoch", 0))
+        tags["pruned_at_epoch"] = str(best.get("last", 0))
     except DivergedError as exc:
         state, status, note = TrialState.PRUNED, tracking.FINISHED, f"diverged: {exc}"
         tags["pruned_at_epoch"] = str(exc.epoch)
@@ -194,8 +196,12 @@ def _close(ctx: SweepContext, study: optuna.Study, number: int, log: EpochLog,
     epochs, the state tags and the best score in one request, then the run's status."""
     study.tell(number, value if state == TrialState.COMPLETE else None, state=state,
                skip_if_finished=True)
-    if best:
-        log.pending.append((int(best["epoch"]), {f"{ctx.cfg.sweep.metric}_best": best["value"]}))
+    if "value" in best:  # the score and where it was reached, at the step of the last epoch
+        metric = ctx.cfg.sweep.metric
+        final = {f"{metric}_best": best["value"], "best_epoch": best["epoch"]}
+        if "sd" in best:
+            final[f"{metric}_best_sd"] = best["sd"]
+        log.pending.append((int(best["last"]), final))
     log.flush(tags={**tags, "optuna.state": state.name})
     _mlflow(ctx, log.run, f"trial {number}: end run", tracking.end_run, status)
     if state == TrialState.COMPLETE:

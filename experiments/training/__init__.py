@@ -2,6 +2,7 @@
 and the tracked run that records it in MLflow."""
 
 from experiments.training.runner import (
+    Data,
     Trained,
     load_data,
     peak_memory_mb,
@@ -12,7 +13,7 @@ from experiments.training.runner import (
     setup_torch,
     train_config,
 )
-from experiments.training.tracked import tracked_run
+from experiments.training.tracked import figure_run, tracked_run
 
-__all__ = ["Trained", "load_data", "peak_memory_mb", "precision_line", "precision_of",
-           "reset_peak_memory", "resolve_device", "setup_torch", "tracked_run", "train_config"]
+__all__ = ["Data", "Trained", "load_data", "peak_memory_mb", "precision_line", "precision_of",
+           "reset_peak_memory", "resolve_device", "setup_torch", "figure_run", "tracked_run", "train_config"]

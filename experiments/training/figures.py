@@ -1,25 +1,38 @@
-"""Figures of one run: learning curves, confusion matrix, predictions on test images."""
+"""Figures of one run (learning curves, confusion matrix, predictions on test images) and of the
+core's activations with their derivatives."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from mlp import functional as F
 from mlp.data import CLASSES
 
 # Figures are built with matplotlib's object API (``Figure``), not pyplot: no backend, no global
 # state, nothing to close; ``Figure.savefig`` and MLflow's ``log_figure`` render them.
 
 
-def learning_curves(history: list[dict[str, float]], *, title: str = "") -> Figure:
-    """The chapter's plot: train/validation loss and accuracy per epoch."""
+LOSS_NAMES = {"cross_entropy": "cross-entropy", "mse": "MSE of softmax to one-hot"}
+
+
+def learning_curves(history: list[dict[str, float]], *, title: str = "",
+                    loss: str = "cross_entropy") -> Figure:
+    """The chapter's plot: train/validation loss and accuracy per epoch (for cross-validation,
+    the fold mean with a band of one standard deviation across the folds)."""
     epochs = range(1, len(history) + 1)
     fig = Figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     for split, style in (("train", "-"), ("val", "--")):
         ax_loss.plot(epochs, [h[f"{split}/loss"] for h in history], style, label=f"{split} loss")
         ax_acc.plot(epochs, [h[f"{split}/acc"] for h in history], style, label=f"{split} acc")
-    for ax, name in ((ax_loss, "cross-entropy"), (ax_acc, "accuracy")):
+    for ax, key in ((ax_loss, "val/loss"), (ax_acc, "val/acc")):
+        if history and f"{key}_sd" in history[0]:
+            mid = np.array([h[key] for h in history])
+            sd = np.array([h[f"{key}_sd"] for h in history])
+            ax.fill_between(epochs, mid - sd, mid + sd, color="C1", alpha=0.2, label="val ± sd (folds)")
+    for ax, name in ((ax_loss, LOSS_NAMES.get(loss, loss)), (ax_acc, "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -69,3 +82,43 @@ def predictions(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor
     fig.suptitle("test images: true label / predicted (red = wrong)")
     fig.tight_layout()
     return fig
+
+
+ACTIVATION_RANGE = (-8.0, 8.0)
+
+
+def derivatives(name: str, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(act(z), d act/dz by autograd, d act/dz by the hand-written rule)`` in float64; the
+    hand-written one is what the manual backward pass uses, computed from the output."""
+    z = z.detach().double().requires_grad_()
+    out = F.ACTIVATIONS[name](z)
+    (auto,) = torch.autograd.grad(out.sum(), z)
+    return out.detach(), auto, F.DERIVATIVES[name](out.detach())
+
+
+def activation_figures(points: int = 1601) -> tuple[dict[str, Figure], dict[str, float]]:
+    """Each activation on [-8, 8] with its derivative drawn twice (autograd solid, hand-written
+    dashed on top), one figure each and all three side by side; and the largest difference
+    between the two derivatives per activation."""
+    z = torch.linspace(*ACTIVATION_RANGE, points, dtype=torch.float64)
+    figs, gaps = {}, {}
+    overview = Figure(figsize=(13, 4))
+    for ax_all, name in zip(overview.subplots(1, len(F.ACTIVATIONS)), F.ACTIVATIONS, strict=True):
+        out, auto, manual = derivatives(name, z)
+        gaps[name] = (auto - manual).abs().max().item()
+        single = Figure(figsize=(6, 4))
+        for ax in (ax_all, single.subplots()):
+            ax.plot(z, out, color="black", lw=1.5, label=f"{name}(z)")
+            ax.plot(z, auto, color="C0", lw=4, alpha=0.6, label="derivative, autograd")
+            ax.plot(z, manual, color="C1", lw=1.5, ls="--", label="derivative, hand-written")
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.set_xlabel("z")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="best")
+            ax.set_title(f"{name}: max |autograd - hand-written| = {gaps[name]:.1e}", fontsize=10)
+        single.tight_layout()
+        figs[f"{name}.png"] = single
+    overview.suptitle("activations and their derivatives on [-8, 8]")
+    overview.tight_layout()
+    figs["activations.png"] = overview
+    return figs, gaps

@@ -7,12 +7,24 @@ import os
 import re
 import resource
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from experiments.config import Config
-from mlp import Splits, build_model, fit, hidden_sizes_for, load_splits, make_optimizer
+from mlp import (
+    Splits,
+    Training,
+    build_model,
+    fit,
+    fit_folds,
+    hidden_sizes_for,
+    load_folds,
+    load_pool,
+    load_splits,
+    make_optimizer,
+)
 from mlp.precision import cast_inputs, compute_dtype, configure_matmul, resolve_precision
 from mlp.train import EpochCallback, FitResult
 
@@ -47,11 +59,20 @@ def precision_line(cfg: Config) -> str:
     return f"precision: {precision} ({why})"
 
 
-def load_data(cfg: Config, device: torch.device, precision: str = "fp32") -> Splits:
-    """The seeded train/validation split and the test set, as tensors on ``device``; the images
-    held in the precision's compute dtype (cast once here, never per batch)."""
-    data = load_splits(cfg.data.root, val_size=cfg.data.val_size,
-                       limit_train=cfg.data.limit_train, seed=cfg.seed, device=device)
+Data = Splits | list[Splits]  # a hold-out split, or the folds of k-fold cross-validation
+
+
+def load_data(cfg: Config, device: torch.device, precision: str = "fp32") -> Data:
+    """The seeded train/validation split (or the ``data.folds`` folds) and the test set, as
+    tensors on ``device``, standardised as ``data.normalize`` says; the images held in the
+    precision's compute dtype (cast once here, never per batch)."""
+    d = cfg.data
+    if d.folds:
+        folds = load_folds(d.root, folds=d.folds, limit_train=d.limit_train, seed=cfg.seed,
+                           normalize=d.normalize, device=device)
+        return [in_precision(f, precision) for f in folds]
+    data = load_splits(d.root, val_size=d.val_size, limit_train=d.limit_train, seed=cfg.seed,
+                       normalize=d.normalize, device=device)
     return in_precision(data, precision)
 
 
@@ -78,27 +99,63 @@ def build(cfg: Config, device: torch.device) -> tuple[nn.Module, object]:
 
 @dataclass
 class Trained:
+    """A trained configuration. Hold-out: the model with its best-validation weights and its
+    split. Cross-validation: ``result`` is the fold mean's and, after the final refit on every
+    image the folds split (``refit``), ``model`` and ``data`` are the refit's."""
+
     model: nn.Module
     data: Splits
     result: FitResult
     device: torch.device
+    refit: FitResult | None = None
 
 
-def train_config(cfg: Config, *, data: Splits | None = None,
-                 on_epoch_end: EpochCallback | None = None) -> Trained:
-    """Train the configured model; ``data`` may be passed in to reuse a loaded split."""
+def train_config(cfg: Config, *, data: Data | None = None, on_epoch_end: EpochCallback | None = None,
+                 on_probe: EpochCallback | None = None, refit: bool = True) -> Trained:
+    """Train the configured model; ``data`` may be passed in to reuse a loaded split. With
+    ``data.folds`` one model per fold trains in lockstep (``on_epoch_end`` sees the fold mean)
+    and, with ``refit``, the configuration is trained once more on all their images for the fold
+    mean's best number of epochs: the model a test evaluates. ``on_probe`` receives the first
+    epoch's per-layer statistics when ``train.layer_stats`` is set."""
     device = resolve_device(cfg.device)
     precision, _ = precision_of(cfg, device)
     configure_matmul(device, precision)
     torch.manual_seed(cfg.seed)  # dropout masks
-    data = in_precision(data, precision) if data is not None else load_data(cfg, device, precision)
-    model, optimizer = build(cfg, device)
+    if data is None:
+        data = load_data(cfg, device, precision)
+    probe = on_probe if cfg.train.layer_stats else None
     reset_peak_memory(device)
-    result = fit(model, data, optimizer, epochs=cfg.train.epochs,
-                 batch_size=cfg.train.batch_size, backward=cfg.model.backward, seed=cfg.seed,
-                 lr_schedule=cfg.optim.schedule, early_stopping=cfg.train.early_stopping,
-                 on_epoch_end=on_epoch_end)
-    return Trained(model, data, result, device)
+    if not isinstance(data, list):
+        data = in_precision(data, precision)
+        model, optimizer = build(cfg, device)
+        result = fit(model, data, optimizer, epochs=cfg.train.epochs,
+                     early_stopping=cfg.train.early_stopping, on_epoch_end=on_epoch_end,
+                     on_probe=probe, **_schedule(cfg))
+        return Trained(model, data, result, device)
+    runs = []
+    for split in data:  # one model per fold, all from the same initial weights
+        model, optimizer = build(cfg, device)
+        runs.append(Training(model, in_precision(split, precision), optimizer,
+                             epochs=cfg.train.epochs, restore_best=False, **_schedule(cfg)))
+    result = fit_folds(runs, early_stopping=cfg.train.early_stopping, on_epoch_end=on_epoch_end,
+                       on_probe=probe)
+    if not refit:
+        return Trained(runs[0].model, runs[0].data, result, device)
+    d = cfg.data
+    pool = in_precision(load_pool(d.root, limit_train=d.limit_train, seed=cfg.seed,
+                                  normalize=d.normalize, device=device), precision)
+    model, optimizer = build(cfg, device)
+    final = Training(model, pool, optimizer, epochs=cfg.train.epochs, restore_best=False,
+                     **_schedule(cfg))
+    for epoch in range(1, result.best_epoch + 1):  # the folds' schedule, stopped at their best
+        final.epoch(epoch)
+    return Trained(model, pool, result, device, refit=final.end())
+
+
+def _schedule(cfg: Config) -> dict[str, Any]:
+    """How every model of ``cfg`` trains, but for its epochs and callbacks."""
+    return {"batch_size": cfg.train.batch_size, "backward": cfg.model.backward, "seed": cfg.seed,
+            "lr_schedule": cfg.optim.schedule, "loss": cfg.train.loss}
 
 
 def reset_peak_memory(device: torch.device) -> None:

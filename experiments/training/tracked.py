@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import mlflow
+from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
+from torch import nn
 
 from experiments import tracking
 from experiments.cli import chain, epoch_progress
@@ -22,6 +24,7 @@ from experiments.training.runner import (
 )
 from mlp import count_parameters, evaluate
 from mlp.data import raw_dir
+from mlp.model import Standardize
 from mlp.train import predict
 
 
@@ -45,8 +48,8 @@ def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None =
         if not quiet:
             print(precision_line(cfg), flush=True)
         tracking.log_config(client, run_id, cfg, extra={"train.precision_used": precision})
-        trained = train_config(cfg, on_epoch_end=chain(tracking.epoch_logger(client, run_id),
-                                                       progress, on_epoch_end))
+        log = tracking.epoch_logger(client, run_id)
+        trained = train_config(cfg, on_epoch_end=chain(log, progress, on_epoch_end), on_probe=log)
         close()
         final = record_final(client, run_id, cfg, trained)
         status = tracking.FINISHED
@@ -62,17 +65,25 @@ def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None =
 def record_final(client: MlflowClient, run_id: str, cfg: Config, trained: Trained) -> dict[str, float]:
     """Evaluate once on the test set; log final metrics, figures, the data set and the model."""
     model, data, result = trained.model, trained.data, trained.result
-    test_loss, test_acc = evaluate(model, data.test_x, data.test_y)
+    test_loss, test_acc = evaluate(model, data.test_x, data.test_y, loss=cfg.train.loss)
     final = {"val/acc_best": result.best_val_acc, "best_epoch": result.best_epoch,
              "test/acc": test_acc, "test/loss": test_loss,
              "perf/peak_mem_mb": peak_memory_mb(trained.device),
              "model/num_params": count_parameters(model)}
+    if trained.refit is not None:  # cross-validated: the folds' spread, the refit's epochs
+        final["val/acc_best_sd"] = result.history[result.best_epoch - 1]["val/acc_sd"]
+        tracking.log_history(client, run_id, [
+            (epoch, {f"refit/{k}": h[k] for k in ("train/loss", "train/acc")})
+            for epoch, h in enumerate(trained.refit.history, start=1)])
     tracking.log_metrics(client, run_id, final, step=len(result.history))
+    if cfg.data.normalize != "none":  # the training split's statistics that scaled every split
+        tracking.log_params(client, run_id, {"data.norm_mean": data.mean, "data.norm_std": data.std})
+    pixels = data.test_x.float() * data.std + data.mean  # the test images as [0, 1] pixels again
     pred = predict(model, data.test_x)
     tracking.log_figures(client, run_id, {
-        "plots/learning_curves.png": figures.learning_curves(result.history),
+        "plots/learning_curves.png": figures.learning_curves(result.history, loss=cfg.train.loss),
         "plots/confusion_matrix.png": figures.confusion_matrix(data.test_y, pred),
-        "plots/test_predictions.png": figures.predictions(data.test_x.float(), data.test_y, pred)})
+        "plots/test_predictions.png": figures.predictions(pixels, data.test_y, pred)})
     with mlflow.start_run(run_id=run_id, nested=True):
         tracking.log_dataset(data.train_x.cpu().float().numpy(), data.train_y.cpu().numpy(),
                              rows=data.train_index.numpy(), name="fashion-mnist-train",
@@ -80,5 +91,22 @@ def record_final(client: MlflowClient, run_id: str, cfg: Config, trained: Traine
                              tags={"rows": str(len(data.train_x)), "val_rows": str(len(data.val_x)),
                                    "seed": str(cfg.seed)})
         if cfg.mlflow.log_model:
-            tracking.log_model(model, data.test_x[:8].float())  # fp32 in, fp32 out
+            logged = model if cfg.data.normalize == "none" else nn.Sequential(
+                Standardize(data.mean, data.std), model)  # takes [0, 1] pixels all the same
+            tracking.log_model(logged, pixels[:8])  # fp32 in, fp32 out
     return final
+
+
+def figure_run(cfg: Config, figs: dict[str, Figure], metrics: dict[str, float], *, name: str,
+               kind: str) -> str:
+    """A finished MLflow run that holds ``figs`` under ``plots/`` and ``metrics``; its id."""
+    client, experiment_id = tracking.client_for(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    run_id = client.create_run(experiment_id, run_name=name, tags={"kind": kind}).info.run_id
+    status = tracking.FAILED
+    try:
+        tracking.log_metrics(client, run_id, metrics)
+        tracking.log_figures(client, run_id, {f"plots/{k}": f for k, f in figs.items()})
+        status = tracking.FINISHED
+    finally:
+        tracking.end_run(client, run_id, status)
+    return run_id
