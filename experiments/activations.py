@@ -17,8 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from experiments.cli import USAGE_ERRORS, fail, hydra_flags, one_line, quiet_libraries
-from experiments.config import load_config
+from experiments.cli import command_config, fail, one_line
 from experiments.stores import mask_url
 from experiments.training import figure_run
 from experiments.training.figures import activation_figures
@@ -27,15 +26,9 @@ OUT = Path("reports") / "activations"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    answered = hydra_flags(args, prog="python -m experiments.activations", doc=__doc__)
-    if answered is not None:
-        return answered
-    quiet_libraries()
-    try:
-        cfg = load_config(args)
-    except USAGE_ERRORS as exc:
-        fail(one_line(exc))
+    cfg = command_config(argv, prog="python -m experiments.activations", doc=__doc__)
+    if isinstance(cfg, int):
+        return cfg
     figs, gaps = activation_figures()
     OUT.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():

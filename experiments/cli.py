@@ -14,7 +14,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments.config import CONFIG_NAME, ConfigError, hydra_session, with_local_conf
+from experiments.config import CONFIG_NAME, Config, ConfigError, hydra_session, load_config, with_local_conf
 
 USAGE_ERRORS = (ConfigError, HydraException, OmegaConfBaseException)
 
@@ -95,6 +95,20 @@ def hydra_flags(args: list[str], *, prog: str, doc: str) -> int | None:
     except USAGE_ERRORS as exc:
         fail(one_line(exc))
     return 0
+
+
+def command_config(argv: list[str] | None, *, prog: str, doc: str) -> Config | int:
+    """A single-run command's start: Hydra's flags answered (their exit code), or the composed
+    and checked config of its overrides; bad input exits 2 with one line before any work."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    answered = hydra_flags(args, prog=prog, doc=doc)
+    if answered is not None:
+        return answered
+    quiet_libraries()
+    try:
+        return load_config(args)
+    except USAGE_ERRORS as exc:
+        fail(one_line(exc))
 
 
 def _help(hydra: Any, doc: str, overrides: list[str]) -> None:

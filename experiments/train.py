@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import sys
 
-from experiments.cli import USAGE_ERRORS, fail, hydra_flags, one_line, quiet_libraries
-from experiments.config import load_config
+from experiments.cli import command_config, fail
 from experiments.training import setup_torch, tracked_run
 from mlp import DataError, DivergedError
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    answered = hydra_flags(args, prog="python -m experiments.train", doc=__doc__)
-    if answered is not None:
-        return answered
-    quiet_libraries()
-    try:
-        cfg = load_config(args)
-    except USAGE_ERRORS as exc:
-        fail(one_line(exc))
+    cfg = command_config(argv, prog="python -m experiments.train", doc=__doc__)
+    if isinstance(cfg, int):
+        return cfg
     setup_torch()
     try:
         run_id, final = tracked_run(cfg)

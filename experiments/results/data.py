@@ -259,11 +259,12 @@ def reproduce_command(base_overrides: list[str], trial_overrides: list[str]) -> 
 
 
 def history(client: MlflowClient, run_id: str,
-            keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc")
-            ) -> list[dict[str, float]]:
-    """A run's per-epoch metrics as ``training.figures.learning_curves`` takes them."""
+            keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc"),
+            optional: tuple[str, ...] = ("val/loss_sd", "val/acc_sd")) -> list[dict[str, float]]:
+    """A run's per-epoch metrics as ``training.figures.learning_curves`` takes them (with the
+    folds' spread when the run was cross-validated)."""
     by_step: dict[int, dict[str, float]] = {}
-    for key in keys:
+    for key in (*keys, *optional):
         for m in client.get_metric_history(run_id, key):
             by_step.setdefault(m.step, {})[key] = m.value
     return [by_step[s] for s in sorted(by_step) if all(k in by_step[s] for k in keys)]

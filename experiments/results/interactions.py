@@ -60,7 +60,7 @@ def interaction_plot(rows: list[TrialRow], dists: dict[str, BaseDistribution], r
     axis = rp.axis_for(r.x, _values(dists[r.x]), dists[r.x])
     xs = _values(dists[r.x])
     panels = _values(dists[r.panels]) if r.panels else [None]
-    fig = Figure(figsize=(4.6 * len(panels), 3.8))
+    fig = Figure(figsize=(max(6.4, 4.6 * len(panels)), 3.8))
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     colours = rp.palette([str(v) for v in _values(dists[r.lines])])
     pick = min if minimize else max

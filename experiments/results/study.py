@@ -94,8 +94,8 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
     dists = varied(view.study)
     interaction_section(page, view.name, view.rows, dists, metric=view.metric,
                         minimize=view.minimize, prefix=prefix)
-    layer_section(page, view.name, view.rows, client, prefix=prefix,
-                  activations="model.activation" in dists)
+    layer_section(page, view.name, view.rows, client, prefix=prefix, metric=view.metric,
+                  order={k: list(getattr(d, "choices", ())) for k, d in dists.items()})
     _curves(page, view, client, curves, prefix)
     _replicates(page, view, client)
 
@@ -158,7 +158,9 @@ def _curves(page: Page, view: StudyView, client: MlflowClient, k: int, prefix: s
         return
     page.heading(f"Learning curves of the best {len(runs)}", 3)
     best_label, best_hist = next(iter(runs.items()))
-    page.figure(figures.learning_curves(best_hist, title=f"{view.name}: best, {best_label}"),
+    loss = view.top[0].params.get("train.loss") or json.loads(
+        view.study.user_attrs.get("identity", {}).get("train.loss", '"cross_entropy"'))
+    page.figure(figures.learning_curves(best_hist, title=f"{view.name}: best, {best_label}", loss=loss),
                 f"{prefix}-best-curves.png", f"{view.name}: learning curves of the best trial")
     page.figure(rp.curves_overlay(runs, title=f"{view.name}: the best {len(runs)} trials "
                                               "(solid = training, dashed = validation)"),

@@ -40,6 +40,15 @@ def test_defaults_are_the_chapters() -> None:
     ("data.limit_train=59500", "data.limit_train=59500: must be in 1..59000"),
     ("model.backward=manual model.impl=concise", "needs model.impl=scratch"),
     ("train.precision=fp16", "train.precision='fp16': expected one of fp32, bf16, auto"),
+    ("data.folds=1", "data.folds=1: must be 0 (off) or >= 2"),
+    ("data.folds=-3", "data.folds=-3: must be 0 (off) or >= 2"),
+    ("data.folds=2001", "data.folds=2001: more folds than the 2000 training images they split "
+                        "(data.limit_train)"),
+    ("data.folds=60001 data.limit_train=null", "data.folds=60001: more folds than the 60000 "
+                                               "training images they split"),
+    ("train.loss=hinge", "train.loss='hinge': expected one of cross_entropy, mse"),
+    ("data.normalize=minmax", "data.normalize='minmax': expected one of none, standardize"),
+    ("train.layer_stats=true model.impl=concise", "train.layer_stats=true: needs model.impl=scratch"),
 ])
 def test_bad_config_exits_2_with_one_line_before_any_work(
         workdir: Path, capsys: pytest.CaptureFixture, override: str, message: str) -> None:
@@ -84,3 +93,32 @@ def test_a_duplicate_key_in_a_search_yaml_is_one_line_naming_file_and_key(
     err = capsys.readouterr().err.strip()
     assert err == f"error: bad YAML in {path}, line {line}: found duplicate key {key}"
     assert not any(workdir.glob("*.db")) and not (workdir / "mlruns").exists()
+
+
+NEW_KEYS_BAD = [
+    ("data.folds=1", "data.folds=1: must be 0 (off) or >= 2"),
+    ("data.folds=2001", "more folds than the 2000 training images"),
+    ("train.loss=hinge", "train.loss='hinge': expected one of cross_entropy, mse"),
+    ("data.normalize=minmax", "data.normalize='minmax': expected one of none, standardize"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), NEW_KEYS_BAD)
+def test_a_sweep_with_bad_folds_loss_or_normalisation_writes_nothing(
+        workdir: Path, capsys: pytest.CaptureFixture, override: str, message: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        sweep.main([*small_overrides(workdir), "search=tiny", override,
+                    f"sweep.storage=sqlite:///{workdir}/optuna.db"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and err.startswith("error: ") and message in err and "\n" not in err
+    assert not any(workdir.glob("*.db")) and not (workdir / "mlruns").exists()
+
+
+def test_scoring_a_search_over_losses_by_validation_loss_is_refused(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        sweep.main([*small_overrides(workdir), "+experiment=loss_function", "sweep.metric=val/loss",
+                    f"sweep.storage=sqlite:///{workdir}/optuna.db"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "sweep.metric=val/loss: the search varies train.loss" in err
+    assert not any(workdir.glob("*.db"))

@@ -19,8 +19,9 @@ def _quick(tmp: Path) -> list[str]:
             f"sweep.storage=sqlite:///{tmp}/optuna.db", f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db"]
 
 
-def test_every_exercise_has_an_experiment() -> None:
-    assert {"hidden_units", "depth", "layer_widths", "learning_rate", "joint", "strategies"} <= set(
+def test_every_exercise_and_further_exploration_has_an_experiment() -> None:
+    assert {"hidden_units", "depth", "layer_widths", "learning_rate", "joint", "strategies",
+            "init_activation", "input_normalization", "loss_function", "cross_validation"} <= set(
         EXPERIMENTS)
 
 

@@ -118,3 +118,24 @@ def test_a_study_name_becomes_a_safe_file_name_and_a_quoted_command(
     assert not (workdir / "escaped.yaml").exists()  # where ../../../ led from conf/experiment/best
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("reproduce:"))
     assert line == f"reproduce: python -m experiments.train +experiment=best/{best_file(name)}"
+
+
+def test_loss_normalisation_and_folds_are_part_of_the_experiment_and_older_studies_read_as_before(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    """A study recorded before these keys existed trained with cross-entropy on unscaled pixels
+    and one hold-out split; it resumes only so. Recording layer statistics is not part of it."""
+    base = ("sweep.pruner=none", "sweep.retrain_best=false")
+    assert sweep.main(overrides(workdir, n=1, extra=base)) == 0
+    study = load(workdir)
+    new = ("train.loss", "data.normalize", "data.folds", "train.layer_stats")
+    assert [k in study.user_attrs["identity"] for k in new] == [True, True, True, False]
+    study.set_user_attr("identity", {k: v for k, v in study.user_attrs["identity"].items()
+                                     if k not in new})
+    before = snapshot(workdir)
+    for change, shown in (("train.loss=mse", 'train.loss (study: "cross_entropy", this run: "mse")'),
+                          ("data.normalize=standardize", "data.normalize (study: \"none\""),
+                          ("data.folds=2", "data.folds (study: 0, this run: 2)")):
+        assert shown in refused(overrides(workdir, n=2, extra=(change, *base)), capsys)
+    assert snapshot(workdir) == before
+    assert sweep.main(overrides(workdir, n=2, extra=("train.layer_stats=true", *base))) == 0
+    assert len(load(workdir).trials) == 2

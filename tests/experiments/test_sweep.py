@@ -180,3 +180,30 @@ def test_corrupt_data_is_found_once_before_the_study_starts(
     err = capsys.readouterr().err.strip()
     assert info.value.code == 2 and "train-images-idx3-ubyte is corrupt" in err and "\n" not in err
     assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_cross_validated_trials_report_the_fold_mean_and_are_pruned_in_lockstep(
+        workdir: Path) -> None:
+    """Every fold trains each epoch before the mean goes to the pruner; a pruned trial stopped
+    all its folds at the same epoch; the trial's value is the best fold mean."""
+    space = {"optim.lr": "choice(0.5,1e-7)", "seed": "choice(0,1,2)"}
+    args = overrides(workdir, n=6, space=space,
+                     extra=("sweep.sampler=grid", "sweep.pruner=median", "train.epochs=3",
+                            "data.folds=3", "sweep.retrain_best=false"))
+    assert sweep.main(args) == 0
+    study = load(workdir)
+    by_run = {int(r.data.tags["optuna.trial"]): r for r in children(workdir)}
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and any(t.params["optim.lr"] == 1e-7 for t in pruned)
+    for t in study.trials:
+        run_id = by_run[t.number].info.run_id
+        mean = [m.value for m in sorted(client.get_metric_history(run_id, "val/acc"), key=lambda m: m.step)]
+        folds = [[m.step for m in client.get_metric_history(run_id, f"fold{k}/val/acc")] for k in (1, 2, 3)]
+        assert folds[0] == folds[1] == folds[2] == list(range(1, len(t.intermediate_values) + 1))
+        best = [max(mean[:e]) for e in range(1, len(mean) + 1)]  # what the pruner saw each epoch
+        assert [t.intermediate_values[e] for e in sorted(t.intermediate_values)] == pytest.approx(best)
+        if t.state == TrialState.COMPLETE:
+            assert t.value == pytest.approx(max(mean))
+            metrics = by_run[t.number].data.metrics
+            assert metrics["val/acc_best"] == pytest.approx(t.value) and "val/acc_best_sd" in metrics

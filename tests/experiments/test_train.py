@@ -10,6 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from experiments import train
+from mlp.data import load_raw
 from tests.conftest import DATA_ROOT, REPO, small_overrides
 
 PER_EPOCH = ["train/loss", "train/acc", "val/loss", "val/acc", "perf/epoch_seconds",
@@ -85,3 +86,44 @@ def test_bf16_run_records_everything_and_logs_an_fp32_model(
     assert 0.1 < run.data.metrics["test/acc"] <= 1.0
     model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
     assert model(torch.rand(2, 784)).dtype == torch.float32
+
+
+def test_a_cross_validated_run_logs_every_fold_the_spread_and_tests_a_refit_once(
+        workdir: Path) -> None:
+    assert train.main([*small_overrides(workdir, epochs=3), "model.width=32", "data.folds=3"]) == 0
+    client, run = _only_run(workdir)
+    m = run.data.metrics
+    for k in (1, 2, 3):
+        assert len(client.get_metric_history(run.info.run_id, f"fold{k}/val/acc")) == 3
+    folds = [m[f"fold{k}/val/acc"] for k in (1, 2, 3)]
+    assert m["val/acc"] == pytest.approx(sum(folds) / 3)
+    assert m["val/acc_best_sd"] >= 0 and 1 <= m["best_epoch"] <= 3
+    refit = client.get_metric_history(run.info.run_id, "refit/train/loss")
+    assert [h.step for h in refit] == list(range(1, int(m["best_epoch"]) + 1))
+    assert 0.1 < m["test/acc"] <= 1.0
+    (dataset,) = run.inputs.dataset_inputs  # the refit's: all 2,000 images, none held out
+    tags = {t.key: t.value for t in dataset.tags}
+    assert tags["rows"] == "2000" and tags["val_rows"] == "0"
+
+
+def test_a_standardised_run_records_its_scaling_and_logs_a_model_that_takes_pixels(
+        workdir: Path) -> None:
+    assert train.main([*small_overrides(workdir, epochs=2), "model.width=32",
+                       "data.normalize=standardize", "train.precision=fp32"]) == 0
+    _, run = _only_run(workdir)
+    mean, std = float(run.data.params["data.norm_mean"]), float(run.data.params["data.norm_std"])
+    assert 0.2 < mean < 0.4 and 0.25 < std < 0.45  # Fashion-MNIST's pixels, from 2,000 of them
+    model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
+    _, _, test_x, test_y = load_raw(str(DATA_ROOT))
+    with torch.no_grad():  # the test images as pixels in [0, 1], not standardised
+        predicted = model(test_x.reshape(-1, 784).float() / 255).argmax(dim=1)
+    accuracy = (predicted == test_y).float().mean().item()
+    assert accuracy == pytest.approx(run.data.metrics["test/acc"], abs=1e-3)
+
+
+def test_mse_runs_log_their_own_loss(workdir: Path) -> None:
+    assert train.main([*small_overrides(workdir, epochs=2), "model.width=32", "train.loss=mse",
+                       "optim.lr=0.5"]) == 0
+    _, run = _only_run(workdir)
+    assert run.data.params["train.loss"] == "mse"
+    assert 0 <= run.data.metrics["val/loss"] <= 2 and 0 <= run.data.metrics["test/loss"] <= 2
