@@ -58,10 +58,16 @@ class StudyView:
     def top(self) -> list[TrialRow]:
         return ranked(self.rows, minimize=self.minimize)
 
+    def fixed(self, key: str, default: object) -> object:
+        """A setting every trial of the study shares, as its identity recorded it (``default``
+        for a study recorded before the key existed)."""
+        value = self.study.user_attrs.get("identity", {}).get(key)
+        return default if value is None else json.loads(value)
+
     @property
     def folds(self) -> int:
-        """``data.folds`` of the study (0: a hold-out split), as its identity recorded it."""
-        return int(json.loads(self.study.user_attrs.get("identity", {}).get("data.folds", "0")))
+        """``data.folds`` of the study (0: a hold-out split)."""
+        return int(self.fixed("data.folds", 0))
 
 
 def safe(name: str) -> str:
@@ -158,8 +164,7 @@ def _curves(page: Page, view: StudyView, client: MlflowClient, k: int, prefix: s
         return
     page.heading(f"Learning curves of the best {len(runs)}", 3)
     best_label, best_hist = next(iter(runs.items()))
-    loss = view.top[0].params.get("train.loss") or json.loads(
-        view.study.user_attrs.get("identity", {}).get("train.loss", '"cross_entropy"'))
+    loss = str(view.top[0].params.get("train.loss") or view.fixed("train.loss", "cross_entropy"))
     page.figure(figures.learning_curves(best_hist, title=f"{view.name}: best, {best_label}", loss=loss),
                 f"{prefix}-best-curves.png", f"{view.name}: learning curves of the best trial")
     page.figure(rp.curves_overlay(runs, title=f"{view.name}: the best {len(runs)} trials "
