@@ -1,5 +1,6 @@
 """The configuration: the settings' dataclasses (``schema``), their composition with Hydra
-(``compose``) and the checks a composed config must pass (``checks``)."""
+(``compose``), the checks a composed config must pass (``checks``) and a config in words: its
+run name and the command that reproduces it (``describe``)."""
 
 from experiments.config.checks import CHOICES, QUICK, ConfigError, apply_quick, quick_name, validate
 from experiments.config.compose import (
@@ -15,6 +16,15 @@ from experiments.config.compose import (
     to_yaml,
     with_local_conf,
 )
+from experiments.config.describe import (
+    changes,
+    label,
+    number,
+    plural,
+    report_command,
+    reproduce,
+    short_name,
+)
 from experiments.config.schema import (
     Config,
     DataConfig,
@@ -29,6 +39,7 @@ from experiments.config.schema import (
 
 __all__ = ["CHOICES", "CONFIG_NAME", "CONF_DIR", "QUICK", "Config", "ConfigError", "DataConfig",
            "LayersSpace", "MlflowConfig", "ModelConfig", "OptimConfig", "SearchConfig", "SweepConfig",
-           "TrainConfig", "apply_quick", "check_keys", "compose_config", "flatten", "hydra_session",
-           "load_config", "local_conf_dir", "quick_name", "to_config", "to_yaml", "validate",
+           "TrainConfig", "apply_quick", "changes", "check_keys", "compose_config", "flatten",
+           "hydra_session", "label", "load_config", "local_conf_dir", "number", "plural",
+           "quick_name", "report_command", "reproduce", "short_name", "to_config", "to_yaml", "validate",
            "with_local_conf"]

@@ -1,7 +1,15 @@
 """MLflow, driven directly: the client, what a run records, and calls queued while a tracking
 server is away. Nothing here trains, evaluates or draws."""
 
-from experiments.tracking.client import FAILED, FINISHED, KILLED, client_for, transient, unreachable
+from experiments.tracking.client import (
+    FAILED,
+    FINISHED,
+    KILLED,
+    client_for,
+    transient,
+    unreachable,
+    where_to_look,
+)
 from experiments.tracking.log import (
     end_run,
     epoch_logger,
@@ -18,4 +26,4 @@ from experiments.tracking.outbox import Outbox
 
 __all__ = ["FAILED", "FINISHED", "KILLED", "Outbox", "client_for", "end_run", "epoch_logger",
            "log_config", "log_dataset", "log_figures", "log_history", "log_metrics", "log_model",
-           "log_params", "param_value", "transient", "unreachable"]
+           "log_params", "param_value", "transient", "unreachable", "where_to_look"]

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import shlex
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import mlflow
-from mlflow.entities import RunStatus
+from mlflow.entities import Experiment, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from experiments.stores import schema_lock
+from experiments.stores import mask_url, schema_lock
 
 FINISHED, FAILED, KILLED = (RunStatus.to_string(s) for s in
                             (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED))
+
+# MLflow 3 marks an experiment as model training (not GenAI: traces, "Evaluations") by this tag.
+# Its open-source UI (3.17) has a GenAI / Model training switch that starts on GenAI and is
+# remembered by the browser; a link with this query opens a page in Model training mode.
+DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default, what `make ui` opens
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
+MODEL_TRAINING = "workflowType=machine_learning"
+DESCRIPTION_TAG = "mlflow.note.content"
+DESCRIPTION = ("MLP training runs. A study is a parent run `study-NAME` with one child run per "
+               "Optuna trial (`trial-NNNN`, then what it sampled; pruned and failed trials say so "
+               "in their name), the retrained best (`best-trial-N`) and replicates; `train` runs "
+               "are named after the settings that differ from the defaults. Compare trials on "
+               "the `*_best` and `best_epoch` metrics.")
 
 
 def client_for(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
@@ -23,14 +37,37 @@ def client_for(tracking_uri: str, experiment: str) -> tuple[MlflowClient, str]:
     with schema_lock(tracking_uri):  # the client creates or migrates the store
         client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
-    if exp is not None:
-        return client, exp.experiment_id
-    try:
-        return client, client.create_experiment(experiment)
-    except MlflowException:  # another worker created it first
+    if exp is None:
+        try:
+            client.create_experiment(experiment, tags={KIND_TAG: KIND, DESCRIPTION_TAG: DESCRIPTION})
+        except MlflowException:  # another worker created it first
+            pass
         exp = client.get_experiment_by_name(experiment)
         assert exp is not None
-        return client, exp.experiment_id
+    mark_kind(client, exp)
+    return client, exp.experiment_id
+
+
+def mark_kind(client: MlflowClient, exp: Experiment) -> None:
+    """Tag an experiment the project uses as model development (one created before the tag
+    existed, or by another tool), so the UI opens it on its runs; a description it lacks too."""
+    if exp.tags.get(KIND_TAG) != KIND:
+        client.set_experiment_tag(exp.experiment_id, KIND_TAG, KIND)
+    if not exp.tags.get(DESCRIPTION_TAG):
+        client.set_experiment_tag(exp.experiment_id, DESCRIPTION_TAG, DESCRIPTION)
+
+
+def where_to_look(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """How to open run ``run_id`` in the MLflow UI: ``make ui`` for the embedded default, an
+    ``mlflow ui`` command for another SQLite file, the server's own page otherwise."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING}"
+    parts = urllib.parse.urlsplit(tracking_uri)
+    if parts.scheme in ("http", "https"):
+        return f"{_server(parts)}/{page}"
+    if tracking_uri == DEFAULT_URI:
+        return f"make ui, then http://127.0.0.1:5000/{page}"
+    shown = mask_url(tracking_uri)  # a database password is not printed
+    return f"mlflow ui --backend-store-uri {shlex.quote(shown)}, then http://127.0.0.1:5000/{page}"
 
 
 def unreachable(uri: str, *, timeout: float = 5.0) -> str | None:
@@ -40,8 +77,7 @@ def unreachable(uri: str, *, timeout: float = 5.0) -> str | None:
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("http", "https"):
         return None
-    host = parts.netloc.rsplit("@", 1)[-1]  # no credentials in the probe
-    url = urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/") + "/health", "", ""))
+    url = f"{_server(parts)}/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout):
             return None
@@ -49,6 +85,12 @@ def unreachable(uri: str, *, timeout: float = 5.0) -> str | None:
         return None  # something answers: the MLflow client says what is wrong with it
     except (OSError, ValueError) as exc:
         return f"GET {url} failed: {getattr(exc, 'reason', exc)} (timeout {timeout:g} s)"
+
+
+def _server(parts: urllib.parse.SplitResult) -> str:
+    """A tracking server's base URL without credentials or a trailing slash."""
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def transient(exc: BaseException) -> bool:

@@ -24,16 +24,20 @@ def param_value(value: Any) -> str:
     return mask_url(str(value)) if isinstance(value, str) else str(value)
 
 
-def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
-    """Params in batches of 100 (MLflow's limit per request), values cut to 6,000 characters."""
+def log_params(client: MlflowClient, run_id: str, params: dict[str, Any], *,
+               tags: dict[str, str] | None = None) -> None:
+    """Params in batches of 100 (MLflow's limit per request), values cut to 6,000 characters;
+    ``tags`` go with the first batch."""
     items = [Param(k, param_value(v)[:6000]) for k, v in params.items()]
     for start in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[start:start + 100], synchronous=True)
+        client.log_batch(run_id, params=items[start:start + 100], synchronous=True,
+                         tags=[RunTag(k, v) for k, v in (tags or {}).items()] if not start else [])
 
 
-def log_config(client: MlflowClient, run_id: str, cfg: Config, *, extra: dict | None = None) -> None:
-    """Every resolved config leaf as a param, plus ``config.yaml`` as an artifact."""
-    log_params(client, run_id, {**flatten(cfg), **(extra or {})})
+def log_config(client: MlflowClient, run_id: str, cfg: Config, *, extra: dict | None = None,
+               tags: dict[str, str] | None = None) -> None:
+    """Every resolved config leaf as a param (and ``tags``), plus ``config.yaml`` as an artifact."""
+    log_params(client, run_id, {**flatten(cfg), **(extra or {})}, tags=tags)
     client.log_text(run_id, mask_url(to_yaml(cfg)), "config.yaml")
 
 

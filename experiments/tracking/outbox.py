@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from experiments.cli import one_line
+from experiments.config import plural
 from experiments.stores import mask_url
 from experiments.tracking.client import transient, unreachable
 
@@ -135,15 +136,15 @@ class Outbox:
         then print one line on what the tracking server missed. True when it missed nothing."""
         self.drain()
         if self.queue:
-            print(f"waiting up to {wait:g} s for the tracking server to take {len(self.queue)} "
-                  "queued MLflow call(s)", file=sys.stderr, flush=True)
+            print(f"waiting up to {wait:g} s for the tracking server to take "
+                  f"{plural(len(self.queue), 'queued MLflow call')}", file=sys.stderr, flush=True)
             self.flush(wait=wait)
         lost = [what for what, _ in self.queue] + self.dropped
         if lost:
-            print(f"warning: MLflow: {len(lost)} call(s) could not be logged: "
+            print(f"warning: MLflow: {plural(len(lost), 'call')} could not be logged: "
                   f"{'; '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}. Optuna holds every "
                   "trial's result; the runs named here lack that part", file=sys.stderr, flush=True)
         elif self.deferred:
-            print(f"MLflow: {self.deferred} call(s) failed while the tracking server was "
+            print(f"MLflow: {plural(self.deferred, 'call')} failed while the tracking server was "
                   "unreachable; all of them were logged later", flush=True)
         return not lost

@@ -30,7 +30,7 @@ def test_the_outbox_queues_while_the_server_is_down_and_replays_in_order(
     assert box.call("third", call, 3) == 3  # the server is back: the queue goes first
     assert call.sent == [1, 2, 3] and not box.queue
     assert box.finish(wait=0) is True
-    assert "2 call(s) failed while the tracking server was unreachable" in capsys.readouterr().out
+    assert "2 calls failed while the tracking server was unreachable" in capsys.readouterr().out
 
 
 def test_the_outbox_reports_what_it_could_not_send_and_reraises_rejections(
@@ -38,7 +38,7 @@ def test_the_outbox_reports_what_it_could_not_send_and_reraises_rejections(
     box, call = tracking.Outbox(pause=0.0), _Flaky()
     box.call("trial 3: epoch 1 metrics", call, 1)
     assert box.finish(wait=0) is False
-    assert "1 call(s) could not be logged: trial 3: epoch 1 metrics" in capsys.readouterr().err
+    assert "1 call could not be logged: trial 3: epoch 1 metrics" in capsys.readouterr().err
 
     def rejected() -> None:
         raise MlflowException("bad param", error_code=INVALID_PARAMETER_VALUE)
@@ -63,7 +63,7 @@ def test_sent_calls_run_in_order_off_the_callers_path_and_queue_while_down(
     call.down = False
     assert box.finish(wait=5) is True
     assert call.sent == [0, 1, 2, 3, 4, 5, 6]
-    assert "2 call(s) failed while the tracking server was unreachable" in capsys.readouterr().out
+    assert "2 calls failed while the tracking server was unreachable" in capsys.readouterr().out
 
 
 def test_a_sent_call_mlflow_rejects_is_named_at_the_end(capsys: pytest.CaptureFixture) -> None:
@@ -74,4 +74,4 @@ def test_a_sent_call_mlflow_rejects_is_named_at_the_end(capsys: pytest.CaptureFi
     box.send("trial 2: params", rejected)
     assert box.finish(wait=0) is False
     err = capsys.readouterr().err
-    assert "1 call(s) could not be logged: trial 2: params (rejected: bad param" in err
+    assert "1 call could not be logged: trial 2: params (rejected: bad param" in err
