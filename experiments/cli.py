@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -120,20 +121,29 @@ def _help(hydra: Any, doc: str, overrides: list[str]) -> None:
           f"config, e.g. model.width=512 optim.lr=0.05\n\n{OmegaConf.to_yaml(cfg)}\n{FLAGS_HELP}")
 
 
-def epoch_progress(epochs: int, *, desc: str = "train") -> tuple[Callable, Callable[[], None]]:
-    """An ``on_epoch_end`` printer: a tqdm bar on a terminal, plain lines otherwise."""
-    if sys.stderr.isatty():
+def epoch_progress(epochs: int, *, desc: str = "train", every: float = 0.0, keep: bool = True,
+                   bar: bool | None = None) -> tuple[Callable, Callable[[], None]]:
+    """An ``on_epoch_end`` printer and its closer: a tqdm bar on a terminal (``bar``: on a
+    terminal by default; cleared when closed unless ``keep``), plain lines otherwise, at most one
+    every ``every`` seconds (quiet work prints nothing, long work says how it goes)."""
+    if sys.stderr.isatty() if bar is None else bar:
         from tqdm import tqdm
 
-        bar = tqdm(total=epochs, desc=desc, unit="epoch", file=sys.stderr)
+        progress = tqdm(total=epochs, desc=desc, unit="epoch", file=sys.stderr, leave=keep)
 
         def update(epoch: int, m: dict[str, float]) -> None:
-            bar.set_postfix(loss=f"{m['train/loss']:.4f}", val_acc=f"{m['val/acc']:.4f}")
-            bar.update(1)
+            progress.set_postfix(loss=f"{m['train/loss']:.4f}", val_acc=f"{m['val/acc']:.4f}")
+            progress.update(1)
 
-        return update, bar.close
+        return update, progress.close
+
+    last = time.monotonic()
 
     def line(epoch: int, m: dict[str, float]) -> None:
+        nonlocal last
+        if time.monotonic() - last < every:
+            return
+        last = time.monotonic()
         print(f"{desc} epoch {epoch}/{epochs}: train/loss {m['train/loss']:.4f} "
               f"train/acc {m['train/acc']:.4f} val/loss {m['val/loss']:.4f} "
               f"val/acc {m['val/acc']:.4f} ({m['perf/epoch_seconds']:.2f} s)", flush=True)

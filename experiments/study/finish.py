@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import signal
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from optuna.trial import TrialState
 
 from experiments import tracking
 from experiments.cli import one_line
-from experiments.config import Config, local_conf_dir
+from experiments.config import Config, local_conf_dir, number, report_command, reproduce, short_name
 from experiments.stores import held_lock, mask_url
 from experiments.study.budget import counts, done
 from experiments.study.context import SweepContext
@@ -98,12 +97,13 @@ def _finish(ctx: SweepContext, study: optuna.Study) -> dict[str, Any]:
 
 
 def experiment_yaml(cfg: Config, study: str, trial: int, value: float) -> str:
-    """The best configuration as a Hydra experiment file (``# @package _global_``)."""
+    """The best configuration as a Hydra experiment file (``# @package _global_``), a base for
+    further experiments; its header holds the command that reproduces the trial."""
     keep = {k: v for k, v in json.loads(json.dumps(_as_dict(cfg))).items()
             if k in ("model", "optim", "train", "data", "seed", "device")}
     head = (f"# @package _global_\n# Best trial {trial} of study {study!r} "
-            f"(validation score {value:.4f}); re-run with\n"
-            f"#   {reproduce(study)}\n")
+            f"(validation score {value:.4f}); reproduce it with\n"
+            f"#   {reproduce(cfg)}\n")
     return head + yaml.safe_dump(keep, sort_keys=False)
 
 
@@ -114,10 +114,6 @@ def _as_dict(cfg: Config) -> dict:
 def best_file(study_name: str) -> str:
     """The study's name as a safe file name under ``conf/experiment/best/``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip(".-") or "study"
-
-
-def reproduce(study_name: str) -> str:
-    return "python -m experiments.train " + shlex.quote(f"+experiment=best/{best_file(study_name)}")
 
 
 def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[str, Any]:
@@ -156,8 +152,10 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
         if ctx.cfg.sweep.retrain_best:
             print(f"retraining the best trial ({best.number}) on the training split and testing "
                   "it once...", flush=True)
-            _, final = tracked_run(cfg, parent_run_id=run_id, run_name=f"best-trial-{best.number}",
-                                   quiet=True, tags={"optuna.study": study.study_name},
+            name = f"best-trial-{best.number} {short_name(sampled(best))}".strip()
+            _, final = tracked_run(cfg, parent_run_id=run_id, run_name=name, quiet=True,
+                                   progress=f"retrain trial {best.number}",
+                                   tags={"optuna.study": study.study_name},
                                    on_epoch_end=lambda epoch, metrics: crash_point("retrain"))
             summary.update({"test/acc": final["test/acc"], "test/loss": final["test/loss"],
                             "retrain/val_acc_best": final["val/acc_best"]})
@@ -171,11 +169,44 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
         crash_point("closed")
         tracking.end_run(client, run_id, tracking.FINISHED)
         mark("closed")
-    print(f"best trial {best.number}: {ctx.cfg.sweep.metric} {best.value:.4f} {best.params}")
-    if "test/acc" in summary:
-        print(f"retrained once and tested: test/acc {summary['test/acc']:.4f}")
-    print(f"reproduce: {reproduce(study.study_name)}")
+    closing_lines(ctx, study, best, cfg, summary)
     return summary
+
+
+def sampled(trial: optuna.trial.FrozenTrial) -> dict[str, str]:
+    """What a trial sampled, as ``{key: value}`` from its recorded overrides."""
+    pairs = (o.lstrip("+~").partition("=") for o in trial.user_attrs.get("overrides", []))
+    return {k: v for k, _, v in pairs}
+
+
+def closing_lines(ctx: SweepContext, study: optuna.Study, best: optuna.trial.FrozenTrial,
+                  cfg: Config, summary: dict[str, Any]) -> None:
+    """What the study found and where to go from here: the UI, the report, the one command that
+    reproduces the best trial."""
+    values = " ".join(f"{k}={v if v.startswith('[') else number(v)}" for k, v in sampled(best).items())
+    print(f"best trial {best.number} of {summary.get('trials/done', '?')}: "
+          f"{ctx.cfg.sweep.metric} {best.value:.4f}" + (f" with {values}" if values else ""))
+    if "test/acc" in summary:
+        print(f"retrained on the training split and tested once: test/acc {summary['test/acc']:.4f}")
+    print(f"reproduce: {reproduce(cfg)}")
+    stores = {"storage": mask_url(ctx.cfg.sweep.storage),
+              "tracking_uri": mask_url(ctx.cfg.mlflow.tracking_uri)}
+    print(f"report:    {report_command([study.study_name], **stores)}")
+    ui = tracking.where_to_look(ctx.cfg.mlflow.tracking_uri, ctx.experiment_id, ctx.parent_run_id)
+    print(f"MLflow:    {ui}")
+
+
+def remind(ctx: SweepContext, study: optuna.Study) -> None:
+    """The closing lines of a study finished before, for a rerun that has nothing left to do."""
+    best = best_trial(study)
+    if best is None:
+        print("no trial completed: see the failed trials' errors in MLflow")
+        return
+    summary = dict(study.user_attrs.get(SUMMARY_ATTR) or {})
+    closing_lines(ctx, study, best, ctx.trial_config(best.user_attrs.get("overrides", [])), summary)
+
+
+SHOWN_PARAMS = 6  # the PNGs draw the most important few; plots.html keeps every parameter
 
 
 def log_plots(ctx: SweepContext, study: optuna.Study) -> None:
@@ -188,19 +219,23 @@ def log_plots(ctx: SweepContext, study: optuna.Study) -> None:
         return
     plots = {"history": "plot_optimization_history", "parallel_coordinates":
              "plot_parallel_coordinate", "slice": "plot_slice"}
-    if len(done) >= 2 and len(done[0].params) >= 1:
+    names = sorted({k for t in done for k in t.params})
+    if len(done) >= 2 and len(names) >= 2:  # one parameter's importance is 1 by definition
         plots["importances"] = "plot_param_importances"
-    parts = []
+    parts, target = [], {"target_name": ctx.cfg.sweep.metric}
     # Optuna's matplotlib plots switch the global style to ggplot: keep that to these figures.
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore")  # experimental-API and flat-axis notes from the plots
+        shown = _most_important(study, names)
         for name, fn in plots.items():
             try:
-                fig = getattr(vis, fn)(study)
+                fig = getattr(vis, fn)(study, **target)
                 parts.append(f"<h2>{name}</h2>" + fig.to_html(full_html=False,
                                                               include_plotlyjs=not parts))
-                ax = getattr(vis_mpl, fn)(study)
+                few = {"params": shown} if name in ("parallel_coordinates", "slice") else {}
+                ax = getattr(vis_mpl, fn)(study, **target, **few)
                 mpl_fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
+                _tidy(name, mpl_fig, ax)
                 mpl_fig.savefig(Path(tmp, f"{name}.png"), dpi=110, bbox_inches="tight")
                 plt.close("all")
                 crash_point("plots")
@@ -211,3 +246,29 @@ def log_plots(ctx: SweepContext, study: optuna.Study) -> None:
             f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
             f"<body><h1>{title}</h1>{''.join(parts)}</body></html>")
         ctx.client.log_artifacts(ctx.parent_run_id, tmp, "optuna")
+
+
+def _most_important(study: optuna.Study, names: list[str]) -> list[str]:
+    """The ``SHOWN_PARAMS`` most important parameters (all of them when there are no more)."""
+    if len(names) <= SHOWN_PARAMS:
+        return names
+    try:
+        ranked = list(optuna.importance.get_param_importances(study))
+    except (ValueError, RuntimeError):
+        return names[:SHOWN_PARAMS]
+    return ranked[:SHOWN_PARAMS]
+
+
+def _tidy(name: str, fig: Any, ax: Any) -> None:
+    """Keep Optuna's matplotlib figures legible: room for every parallel axis and a gap before
+    the colour bar (the last axis' tick labels ran into it), no legend over a single series."""
+    if name == "parallel_coordinates":
+        n_axes = sum(1 for a in fig.axes if a.get_label() != "<colorbar>")
+        fig.set_size_inches(max(6.4, 1.1 * n_axes + 2.5), 4.8)
+        pos = ax.get_position()
+        ax.set_position([pos.x0, pos.y0, pos.width - 0.9 / fig.get_figwidth(), pos.height])
+        for a in fig.axes:
+            if a.get_label() != "<colorbar>":
+                a.tick_params(labelsize=8)
+    elif name == "importances" and ax.get_legend() is not None:
+        ax.get_legend().remove()

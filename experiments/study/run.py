@@ -13,13 +13,14 @@ from optuna.trial import TrialState
 
 from experiments import tracking
 from experiments.cli import USAGE_ERRORS, fail, one_line, quiet_libraries
+from experiments.config import plural
 from experiments.stores import mask_url
 from experiments.study import signals
 from experiments.study.budget import counts, done, top_up
 from experiments.study.context import SweepContext, connect, prepare
-from experiments.study.finish import already_finished, finish
+from experiments.study.finish import already_finished, finish, remind
 from experiments.study.identity import IdentityError
-from experiments.study.parent import SweepError, attach_parent, best_trial
+from experiments.study.parent import SweepError, attach_parent
 from experiments.study.space import SpaceError
 from experiments.study.storage import quiet_optuna, serialised
 from experiments.study.worker import deadline_of, epochs_spent, run_workers, work
@@ -77,14 +78,13 @@ def _sweep(ctx: SweepContext, study: optuna.Study) -> dict[str, Any]:
     c, deadline = counts(study), deadline_of(cfg.sweep.timeout)
     print(f"study {study.study_name!r} on {mask_url(cfg.sweep.storage)}: "
           f"{done(c)}/{cfg.sweep.n_trials} trials done, {added} added; "
-          f"sampler {cfg.sweep.sampler}, pruner {cfg.sweep.pruner}, {cfg.sweep.workers} worker(s); "
+          f"sampler {cfg.sweep.sampler}, pruner {cfg.sweep.pruner}, {plural(cfg.sweep.workers, 'worker')}; "
           f"MLflow {mask_url(cfg.mlflow.tracking_uri)} run {ctx.parent_run_id}", flush=True)
     print(precision_line(cfg), flush=True)
     if already_finished(study) and not (c[TrialState.WAITING] or c[TrialState.RUNNING]):
-        best = best_trial(study)
-        print(f"study already complete{f': best trial {best.number}, {best.value:.4f}' if best else ''}; "
-              f"raise sweep.n_trials to run more")
+        print("study already complete: raise sweep.n_trials to run more")
         tracking.end_run(ctx.client, ctx.parent_run_id, tracking.FINISHED)
+        remind(ctx, study)
         return {}
     if cfg.sweep.workers > 1:
         run_workers(ctx, study, worker_process)

@@ -13,11 +13,28 @@ from optuna.trial import FrozenTrial, TrialState
 
 from experiments import tracking
 from experiments.cli import one_line
+from experiments.config import plural
 
 if TYPE_CHECKING:
     from experiments.study.context import SweepContext
 
 ORPHAN_SECONDS = 600.0
+
+
+def run_name(number: int, label: str = "", outcome: str = "") -> str:
+    """A trial run's name: ``trial-0007 w256 lr0.1`` (what it sampled), with how it ended in
+    front of that when it did not complete (``trial-0007 pruned@3 ...``, ``FAILED``, ``killed``):
+    the runs table shows pruned and failed trials at a glance."""
+    return " ".join(p for p in (f"trial-{number:04d}", outcome, label) if p)
+
+
+def outcome_of(state: TrialState, status: str, tags: dict[str, str]) -> str:
+    """How a trial ended, in its run's name (nothing for a complete one)."""
+    if state == TrialState.PRUNED:
+        return f"{'diverged' if tags.get('diverged') else 'pruned'}@{tags.get('pruned_at_epoch', '?')}"
+    if state == TrialState.FAIL:
+        return "killed" if status == tracking.KILLED else "FAILED"
+    return ""
 
 
 def running(ctx: SweepContext, study_name: str, *, trial: int | None = None) -> list[Run]:
@@ -29,20 +46,25 @@ def running(ctx: SweepContext, study_name: str, *, trial: int | None = None) -> 
     return ctx.client.search_runs([ctx.experiment_id], where, max_results=5000)
 
 
-def close(ctx: SweepContext, run_id: str, status: str, reason: str,
+def close(ctx: SweepContext, run: Run, status: str, reason: str,
           state: TrialState | None = None) -> None:
-    """End a run with the reason (and the trial's state, for a trial's run) as tags."""
+    """End a run with the reason (and the trial's state, for a trial's run) as tags; a trial's
+    run that did not complete says how it ended in its name."""
     tags = {"error" if status != tracking.FINISHED else "note": reason[:5000]}
     if state is not None:
         tags["optuna.state"] = state.name
-    tracking.log_history(ctx.client, run_id, [], tags=tags)
-    tracking.end_run(ctx.client, run_id, status)
+        outcome = outcome_of(state, status, {"pruned_at_epoch": "?", **run.data.tags})
+        number, _, label = (run.info.run_name or "").partition(" ")
+        if outcome and number.startswith("trial-") and outcome not in label:
+            tags["mlflow.runName"] = run_name(int(number[6:]), label, outcome)
+    tracking.log_history(ctx.client, run.info.run_id, [], tags=tags)
+    tracking.end_run(ctx.client, run.info.run_id, status)
 
 
 def close_trial(ctx: SweepContext, study_name: str, number: int, status: str, reason: str) -> None:
     """Close every run of trial ``number`` still RUNNING; the trial has failed."""
     for run in running(ctx, study_name, trial=number):
-        close(ctx, run.info.run_id, status, reason, TrialState.FAIL)
+        close(ctx, run, status, reason, TrialState.FAIL)
 
 
 def close_orphans(ctx: SweepContext, study: optuna.Study) -> int:
@@ -68,12 +90,12 @@ def close_orphans(ctx: SweepContext, study: optuna.Study) -> int:
         else:
             continue
         try:
-            close(ctx, run_id, *why)
+            close(ctx, run, *why)
             closed += 1
         except MlflowException as exc:  # e.g. its own worker closed it in between
             print(f"note: run {run_id} was not closed here ({one_line(exc)[:200]})", flush=True)
     if closed:
-        print(f"closed {closed} MLflow run(s) that stopped processes left RUNNING", flush=True)
+        print(f"closed {plural(closed, 'MLflow run')} that stopped processes left RUNNING", flush=True)
     return closed
 
 

@@ -15,11 +15,13 @@ import optuna
 from optuna.trial import TrialState
 
 from experiments import tracking
-from experiments.cli import chain, one_line
+from experiments.cli import chain, epoch_progress, one_line
+from experiments.config import short_name
 from experiments.stores import mask_url
 from experiments.study import runs, signals
 from experiments.study.budget import add_tickets, heartbeat
 from experiments.study.context import SweepContext
+from experiments.study.runs import outcome_of, run_name
 from experiments.study.space import sample
 from experiments.training import precision_of, resolve_device, train_config
 from mlp import DivergedError
@@ -31,6 +33,7 @@ def worker_name(pid: int) -> str:
 
 
 WORKER = worker_name(os.getpid())
+PROGRESS_EVERY = 10.0  # seconds between a long trial's progress lines when output is not a terminal
 GRACE_SECONDS = 30.0  # how long a worker has to stop after the interrupt before it is killed
 
 
@@ -94,17 +97,24 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
         extra = {"optuna.trial_number": trial.number,
                  "train.precision_used": precision_of(cfg, resolve_device(cfg.device))[0],
                  **{f"sampled.{k}": v for k, v in chosen.items()}}
+        log.label = short_name(chosen)
         _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,
-                extra=extra)
-        train_config(cfg, data=ctx.data_for(cfg), on_probe=log, refit=False, on_epoch_end=chain(
-            log, _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
+                extra=extra, tags={"mlflow.runName": run_name(trial.number, log.label)})
+        shown, close = epoch_progress(cfg.train.epochs, desc=f"trial {trial.number}", keep=False,
+                                      every=PROGRESS_EVERY, bar=None if ctx.cfg.sweep.workers == 1
+                                      else False)  # several processes: plain lines, not bars
+        try:
+            train_config(cfg, data=ctx.data_for(cfg), on_probe=log, refit=False, on_epoch_end=chain(
+                log, shown, _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
+        finally:
+            close()
         state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
     except optuna.TrialPruned as exc:
         state, status, note = TrialState.PRUNED, tracking.FINISHED, str(exc)
         tags["pruned_at_epoch"] = str(best.get("last", 0))
     except DivergedError as exc:
         state, status, note = TrialState.PRUNED, tracking.FINISHED, f"diverged: {exc}"
-        tags["pruned_at_epoch"] = str(exc.epoch)
+        tags["pruned_at_epoch"], tags["diverged"] = str(exc.epoch), "true"
         trial.set_user_attr("pruned_reason", note)
     except Exception as exc:  # noqa: BLE001 - a raising trial is recorded, the study goes on
         signals.check()  # unless the interrupt caused it (a library that turned it into its own error)
@@ -144,7 +154,7 @@ def _child_run(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> C
             "optuna.trial": str(trial.number), "kind": "trial"}
 
     def create() -> None:
-        run.id = ctx.client.create_run(ctx.experiment_id, run_name=f"trial-{trial.number:04d}",
+        run.id = ctx.client.create_run(ctx.experiment_id, run_name=run_name(trial.number),
                                        tags=tags).info.run_id
 
     ctx.outbox.call(f"trial {trial.number}: create run", create)
@@ -172,6 +182,7 @@ class EpochLog:
 
     def __init__(self, ctx: SweepContext, number: int, run: ChildRun) -> None:
         self.ctx, self.number, self.run = ctx, number, run
+        self.label = ""  # what the trial sampled, short, for its run's name
         self.pending: list[tuple[int, dict[str, float]]] = []
         self.last = time.monotonic()
 
@@ -202,7 +213,8 @@ def _close(ctx: SweepContext, study: optuna.Study, number: int, log: EpochLog,
         if "sd" in best:
             final[f"{metric}_best_sd"] = best["sd"]
         log.pending.append((int(best["last"]), final))
-    log.flush(tags={**tags, "optuna.state": state.name})
+    log.flush(tags={**tags, "optuna.state": state.name,
+                    "mlflow.runName": run_name(number, log.label, outcome_of(state, status, tags))})
     _mlflow(ctx, log.run, f"trial {number}: end run", tracking.end_run, status)
     if state == TrialState.COMPLETE:
         _log_study_best(ctx, study, number)

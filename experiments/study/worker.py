@@ -4,16 +4,19 @@ and ``sweep.workers=N``, N such workers as processes on this machine."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import multiprocessing
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from experiments.config import plural
 from experiments.study import signals
 from experiments.study.budget import claim, counts, done, trained_epochs
 from experiments.study.context import SweepContext
@@ -42,7 +45,7 @@ def work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> i
 
 
 def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> int:
-    failures = 0
+    failures, said = 0, None
     budget = ctx.cfg.sweep.epoch_budget
     while not exhausted(study):
         signals.check()
@@ -59,10 +62,13 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
             if trial is not None:
                 trial.set_user_attr("worker", WORKER)
         if trial is None:
-            if counts(study)[TrialState.RUNNING]:
-                time.sleep(min(2.0, ctx.cfg.sweep.heartbeat))  # others' trials may come back
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if running:  # others' trials may come back (failed, or their worker dead)
+                said = say_waiting(ctx, running, said)
+                time.sleep(min(2.0, ctx.cfg.sweep.heartbeat))
                 continue
             return failures
+        said = None
         out = run_trial(ctx, study, trial)
         progress(ctx, study, trial, out)
         failures += out.state == TrialState.FAIL
@@ -71,6 +77,42 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
                              f"{ctx.cfg.sweep.max_failures}); last error: {out.note}")
     print("the sampler has no new points (grid done): no new trials are started", flush=True)
     return failures
+
+
+WAIT_NOTE_AFTER = 5.0  # a wait shorter than this says nothing (another worker's last trial)
+WAIT_NOTE_EVERY = 15.0  # then a line on what it waits for, at most this often (or on a change)
+
+
+@dataclass
+class Waiting:
+    since: float
+    numbers: set[int]
+    said: float | None = None
+
+
+def say_waiting(ctx: SweepContext, running: list[FrozenTrial], wait: Waiting | None) -> Waiting:
+    """Say which running trials this worker waits for, and why, once the wait has lasted
+    ``WAIT_NOTE_AFTER`` seconds; again when they change or every ``WAIT_NOTE_EVERY`` seconds."""
+    numbers, now = {t.number for t in running}, time.monotonic()
+    if wait is None:
+        wait = Waiting(now, numbers)
+    if now - wait.since < WAIT_NOTE_AFTER or (
+            wait.said is not None and wait.numbers == numbers and now - wait.said < WAIT_NOTE_EVERY):
+        return wait
+    ages = ", ".join(f"trial {t.number} on {t.user_attrs.get('worker', '?')}, started "
+                     f"{_age(t):.0f} s ago" for t in running[:3])
+    stale = 3 * ctx.cfg.sweep.heartbeat
+    print(f"no trial left to claim; waiting for {plural(len(running), 'running trial')} ({ages}"
+          f"{', ...' if len(running) > 3 else ''}): its worker finishes it, or, if that worker "
+          f"has stopped, the trial is failed and rerun here once its heartbeat is {stale} s old "
+          f"(3 x sweep.heartbeat)", flush=True)
+    wait.numbers, wait.said = numbers, now
+    return wait
+
+
+def _age(trial: FrozenTrial) -> float:
+    start = trial.datetime_start
+    return (datetime.datetime.now() - start).total_seconds() if start else 0.0
 
 
 def epochs_spent(study: optuna.Study, budget: int | None) -> bool:

@@ -12,7 +12,7 @@ from torch import nn
 
 from experiments import tracking
 from experiments.cli import chain, epoch_progress
-from experiments.config import Config
+from experiments.config import Config, label
 from experiments.training import figures
 from experiments.training.runner import (
     Trained,
@@ -27,29 +27,36 @@ from mlp.data import raw_dir
 from mlp.model import Standardize
 from mlp.train import predict
 
+NESTED_EVERY = 10.0  # seconds between plain progress lines of a retrain or replicate
 
-def tracked_run(cfg: Config, *, quiet: bool = False, parent_run_id: str | None = None,
-                run_name: str | None = None, tags: dict[str, str] | None = None,
+
+def tracked_run(cfg: Config, *, quiet: bool = False, progress: str | None = None,
+                parent_run_id: str | None = None, run_name: str | None = None,
+                tags: dict[str, str] | None = None,
                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
                 ) -> tuple[str, dict[str, float]]:
     """Train ``cfg`` in a new MLflow run (nested under ``parent_run_id`` if given, with extra
-    ``tags``); return the run's id and its final metrics. Ctrl-C closes the run as KILLED, an
-    error as FAILED."""
+    ``tags``); return the run's id and its final metrics. The epochs' progress is shown as
+    ``progress`` (``train`` unless ``quiet``). Ctrl-C closes the run as KILLED, an error as
+    FAILED."""
     client, experiment_id = tracking.client_for(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
     tags = {"kind": "train" if parent_run_id is None else "retrain", **(tags or {})}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run_id = client.create_run(experiment_id, run_name=run_name or f"train-{cfg.model.impl}",
+    run_id = client.create_run(experiment_id, run_name=run_name or f"train {label(cfg)}",
                                tags=tags).info.run_id
     status = tracking.FAILED
-    progress, close = epoch_progress(cfg.train.epochs) if not quiet else (None, lambda: None)
+    desc, nested = progress or (None if quiet else "train"), parent_run_id is not None
+    shown, close = (epoch_progress(cfg.train.epochs, desc=desc, keep=not nested,
+                                   every=NESTED_EVERY if nested else 0.0)
+                    if desc else (None, lambda: None))
     try:
         precision, _ = precision_of(cfg, resolve_device(cfg.device))
         if not quiet:
             print(precision_line(cfg), flush=True)
         tracking.log_config(client, run_id, cfg, extra={"train.precision_used": precision})
         log = tracking.epoch_logger(client, run_id)
-        trained = train_config(cfg, on_epoch_end=chain(log, progress, on_epoch_end), on_probe=log)
+        trained = train_config(cfg, on_epoch_end=chain(log, shown, on_epoch_end), on_probe=log)
         close()
         final = record_final(client, run_id, cfg, trained)
         status = tracking.FINISHED

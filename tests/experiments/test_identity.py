@@ -3,6 +3,7 @@ from the study's is refused before it writes anything; runtime settings may chan
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import optuna
@@ -116,8 +117,9 @@ def test_a_study_name_becomes_a_safe_file_name_and_a_quoted_command(
     best = workdir / "conf" / "experiment" / "best" / f"{best_file(name)}.yaml"
     assert best.exists() and "/" not in best_file(name) and not best_file(name).startswith(".")
     assert not (workdir / "escaped.yaml").exists()  # where ../../../ led from conf/experiment/best
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("reproduce:"))
-    assert line == f"reproduce: python -m experiments.train +experiment=best/{best_file(name)}"
+    report = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("report:"))
+    assert shlex.split(report)[1:4] == ["python", "-m", "experiments.report"]
+    assert shlex.split(report)[4] == name  # quoted for the shell
 
 
 def test_loss_normalisation_and_folds_are_part_of_the_experiment_and_older_studies_read_as_before(

@@ -1,5 +1,6 @@
 """In-process sweeps on small data: trials, parent/child runs, resume, pruning, failures, errors."""
 
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from experiments import sweep
-from experiments.config import load_config
+from experiments.config import flatten, load_config, reproduce
 from experiments.study import trial
 from tests.conftest import DATA_ROOT
 
@@ -32,6 +33,24 @@ def overrides(tmp: Path, *, n: int, study: str = "s", space: dict | None = None,
             f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db", *extra]
 
 
+def training(cfg) -> dict:
+    """The settings that decide what is trained (not where it is stored or how it is searched)."""
+    return {k: v for k, v in flatten(cfg).items()
+            if not k.startswith(("sweep.", "mlflow.", "search.")) and k not in ("data.root", "device")}
+
+
+def closing_lines(out: str) -> dict[str, str]:
+    """The sweep's last lines by their first word: best, reproduce, report, MLflow."""
+    lines = {}
+    for line in out.splitlines():
+        head, _, rest = line.partition(":")
+        if head in ("reproduce", "report", "MLflow"):
+            lines[head] = rest.strip()
+        elif line.startswith("best trial"):
+            lines["best"] = line
+    return lines
+
+
 def load(tmp: Path, study: str = "s") -> optuna.Study:
     return optuna.load_study(study_name=study, storage=f"sqlite:///{tmp}/optuna.db")
 
@@ -46,9 +65,11 @@ def children(tmp: Path, kind: str = "trial") -> list:
     return [r for r in runs(tmp) if r.data.tags.get("kind") == kind]
 
 
-def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(workdir: Path) -> None:
+def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(
+        workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sweep.main(overrides(workdir, n=3, extra=("sweep.pruner=none",))) == 0
     study = load(workdir)
+    closing = closing_lines(capsys.readouterr().out)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     (parent,) = [r for r in runs(workdir) if r.data.tags.get("kind") == "study"]
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
@@ -58,6 +79,29 @@ def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(workd
     assert all(r.data.tags["optuna.state"] == "COMPLETE" for r in trials)
     assert {"model.width", "optim.lr", "sampled.optim.lr"} <= set(trials[0].data.params)
     assert "test/acc" in parent.data.metrics and "best/val_acc" in parent.data.metrics
+    for r in trials:  # named after what the trial sampled, numbers to 4 significant digits
+        t = study.trials[int(r.data.tags["optuna.trial"])]
+        lr = t.params["optim.lr"]
+        assert r.info.run_name == f"trial-{t.number:04d} w{t.params['model.width']} lr{lr:.4g}"
+        assert r.data.metrics["val/acc_best"] == pytest.approx(t.value)
+        assert 1 <= r.data.metrics["best_epoch"] <= 2
+    best = study.best_trial
+    assert closing["best"].startswith(f"best trial {best.number} of 3: val/acc {best.value:.4f} with "
+                                      f"model.width={best.params['model.width']} "
+                                      f"optim.lr={best.params['optim.lr']:.4g}")
+    assert closing["report"] == (f"python -m experiments.report s --storage sqlite:///{workdir}/optuna.db "
+                                 f"--tracking-uri sqlite:///{workdir}/mlflow.db")
+    assert closing["MLflow"] == (f"mlflow ui --backend-store-uri sqlite:///{workdir}/mlflow.db, then "
+                                 f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}"
+                                 f"/runs/{parent.info.run_id}?workflowType=machine_learning")
+    # The one reproduce form trains exactly the best trial's configuration.
+    words = shlex.split(closing["reproduce"])
+    assert words[:3] == ["python", "-m", "experiments.train"]
+    trial_run = next(r for r in trials if r.data.tags["optuna.trial"] == str(best.number))
+    trial_cfg = load_config(study.user_attrs["base_overrides"] + best.user_attrs["overrides"])
+    assert training(load_config(words[3:])) == training(trial_cfg)
+    assert closing["reproduce"] == reproduce(trial_run.data.params)
+    assert f"#   {closing['reproduce']}" in (workdir / "conf/experiment/best/s.yaml").read_text()
     first_values = {t.number: t.value for t in study.trials}
     again = load_config(["+experiment=best/s"])  # the printed command's experiment file
     assert again.model.width == study.best_params["model.width"]
@@ -74,6 +118,46 @@ def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(workd
     assert len(load(workdir).trials) == 5
 
 
+def test_long_work_says_how_it_goes(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Output that is not a terminal gets plain progress lines: a trial's epochs and the final
+    retrain's, at most one per PROGRESS_EVERY (here: every epoch)."""
+    from experiments.training import tracked
+
+    monkeypatch.setattr(trial, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(tracked, "NESTED_EVERY", 0.0)
+    assert sweep.main(overrides(workdir, n=2, extra=("sweep.pruner=none",))) == 0
+    out = capsys.readouterr().out
+    for number in (0, 1):
+        for epoch in (1, 2):
+            assert f"trial {number} epoch {epoch}/2: train/loss " in out
+    best = load(workdir).best_trial.number
+    assert f"retrain trial {best} epoch 2/2: " in out
+    assert out.index("retraining the best trial") < out.index(f"retrain trial {best} epoch 1/2")
+
+
+def test_a_worker_with_nothing_to_claim_says_what_it_waits_for(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.study import worker
+
+    ctx = type("Ctx", (), {"cfg": load_config(["sweep.heartbeat=20"])})()
+    running = [optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs={"worker": "h:7"})]
+    running[0].number = 4
+    said = worker.say_waiting(ctx, running, None)  # a wait that may be short: quiet
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(worker, "WAIT_NOTE_AFTER", 0.0)
+    said = worker.say_waiting(ctx, running, said)
+    line = capsys.readouterr().out
+    assert "waiting for 1 running trial (trial 4 on h:7, started" in line
+    assert "failed and rerun here once its heartbeat is 60 s old (3 x sweep.heartbeat)" in line
+    said = worker.say_waiting(ctx, running, said)  # the same trials, at once: quiet
+    assert capsys.readouterr().out == ""
+    running.append(optuna.trial.create_trial(state=TrialState.RUNNING))
+    running[1].number = 5
+    worker.say_waiting(ctx, running, said)  # another trial: said again
+    assert "waiting for 2 running trials" in capsys.readouterr().out
+
+
 def test_a_pruner_that_must_prune_prunes(workdir: Path) -> None:
     space = {"optim.lr": "choice(0.5,1e-7)", "seed": "choice(0,1,2)"}
     args = overrides(workdir, n=6, space=space,
@@ -83,9 +167,13 @@ def test_a_pruner_that_must_prune_prunes(workdir: Path) -> None:
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned and all(t.params["optim.lr"] == 1e-7 for t in pruned)
     tags = {int(r.data.tags["optuna.trial"]): r.data.tags for r in children(workdir)}
+    names = {int(r.data.tags["optuna.trial"]): r.info.run_name for r in children(workdir)}
     for t in pruned:
         assert tags[t.number]["optuna.state"] == "PRUNED"
         assert int(tags[t.number]["pruned_at_epoch"]) == len(t.intermediate_values) < 3
+        assert names[t.number].startswith(f"trial-{t.number:04d} pruned@{len(t.intermediate_values)} ")
+    for t in study.trials:  # the runs table tells pruned trials from complete ones by name
+        assert ("pruned@" in names[t.number]) == (t.state == TrialState.PRUNED)
 
 
 def test_diverging_and_raising_trials_leave_the_study_going(
@@ -111,6 +199,9 @@ def test_diverging_and_raising_trials_leave_the_study_going(
     assert failed and all("boom in trial" in t.user_attrs["error"] for t in failed)
     failed_runs = [r for r in children(workdir) if r.data.tags["optuna.state"] == "FAIL"]
     assert failed_runs and all(r.info.status == "FAILED" for r in failed_runs)
+    assert all(r.info.run_name.split()[1] == "FAILED" for r in failed_runs)
+    pruned_runs = [r for r in children(workdir) if r.data.tags["optuna.state"] == "PRUNED"]
+    assert pruned_runs and all(r.info.run_name.split()[1].startswith("diverged@") for r in pruned_runs)
 
 
 def test_too_many_failures_close_the_parent_run_as_failed(

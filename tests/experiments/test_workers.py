@@ -80,6 +80,7 @@ def test_a_worker_killed_mid_trial_is_recovered(tmp_path: Path) -> None:
     retry = [t for t in done if t.system_attrs.get("failed_trial") == killed.number]
     assert retry and retry[0].params == killed.params
     assert _trial_runs(tmp_path)[victim].info.status == "FAILED"
+    assert _trial_runs(tmp_path)[victim].info.run_name.split()[:2] == [f"trial-{victim:04d}", "FAILED"]
 
 
 def _wait_for_trial_in_progress(tmp: Path, pid: int) -> None:
