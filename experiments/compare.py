@@ -7,7 +7,9 @@ prints a table of the parameters that differ and the best metrics with the comma
 reproduces the best run, writes every parameter and metric to CSV, and plots learning curves of
 the best runs and each parameter against the score.
 
-Example: python -m experiments.compare --study tpe-seed0 --study random-seed0 --kind trial
+Examples:
+  python -m experiments.compare --study mlp-sweep
+  python -m experiments.compare --study strategies-tpe-seed0 --study strategies-random-seed0 --kind trial
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import sys
 from pathlib import Path
 
 from experiments.cli import Parser, UsageError, fail, quiet_libraries
+from experiments.config import plural, reproduce
 from experiments.results import default_out, open_client
-from experiments.results.compare import figures, reproduce, save, select, table, terminal_table, varied_keys
+from experiments.results.compare import figures, save, select, table, terminal_table, varied_keys
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,13 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     keys = varied_keys(df)
     print(terminal_table(df, keys, args.metric, args.rows))
     best = next(r for r in runs if r.info.run_id == df["run_id"][0])
-    print(f"best run {best.info.run_name} ({best.info.run_id}); reproduce with:\n"
-          f"  {reproduce(best.data.params)}")
+    print(f"best run {best.info.run_name} ({best.info.run_id})\nreproduce: {reproduce(best.data.params)}")
     out = args.out or default_out(args.study or args.experiment or ["mlp"], prefix="compare-")
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "runs.csv", index=False)
     made = save(figures(client, df, keys, args.metric, args.curves), out)
-    print(f"{len(df)} runs: {out / 'runs.csv'}" + "".join(f", {p}" for p in made))
+    print(f"{plural(len(df), 'run')}: {out / 'runs.csv'}" + "".join(f", {p}" for p in made))
     return 0
 
 

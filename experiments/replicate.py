@@ -14,8 +14,8 @@ With ``--precisions fp32,bf16`` every configuration and seed is trained in each 
 the test accuracy difference is printed, paired by seed, with its 95% interval.
 
 Examples:
-  python -m experiments.replicate mlp-sweep --top 3 --seeds 5
-  python -m experiments.replicate mlp-sweep --top 1 --seeds 5 --precisions fp32,bf16
+  python -m experiments.replicate mlp-sweep --top 2 --seeds 3
+  python -m experiments.replicate mlp-sweep --top 1 --seeds 3 --precisions fp32,bf16
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from experiments.results.replicate import (
     summarise,
     table,
     verdicts,
+    where_next,
     write,
 )
 from experiments.training import setup_torch
@@ -76,13 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = len(configs) * args.seeds * len(args.precisions or [None])
     print(f"replicating trials {', '.join(str(n) for n, _, _ in configs)} of study {args.study!r} "
           f"with {args.seeds} seeds each{' in ' + ' and '.join(args.precisions) if args.precisions else ''}"
-          f" ({runs} runs under MLflow run "
-          f"{parent_id}); each replicate evaluates the test set once", flush=True)
+          f" ({runs} runs under MLflow run {parent_id}); each evaluates the test set once", flush=True)
     try:
         records = replicate(args, parent_id, configs)
     except KeyboardInterrupt:
-        print("interrupted: the running replicate is marked KILLED; nothing summarised",
-              file=sys.stderr)
+        print("interrupted: the running replicate is marked KILLED; nothing summarised", file=sys.stderr)
         return 130
     rows = summarise(records, configs, args.precisions)
     compared = parity(records, args.precisions) if args.precisions else verdicts(rows, records)
@@ -92,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     write(out, rows, records, lines)
     log_summary(client, parent_id, rows, out)
     print(f"summary: {out / 'replicates.md'} (logged under replicate/ to MLflow run {parent_id})")
+    print("\n".join(where_next(args, client, parent_id)))
     return 0
 
 

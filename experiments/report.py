@@ -2,7 +2,8 @@
 
 Writes ``reports/<names>/`` (``--out``): ``report.md`` with PNG plots beside it and
 ``report.html``, one self-contained page (images inlined) that opens in a browser without a
-server; the folder is also logged to each study's parent MLflow run under ``report/``.
+server; the folder is also logged to each study's parent MLflow run under ``reports/<folder>``
+(each report its own, so a comparison does not replace a study's own report).
 
 Per study: the score against every varied hyperparameter (axis plots), the best score per value
 (isolation plots), a warning when the best point sits on the edge of the searched range, the top
@@ -11,7 +12,9 @@ once, when the study finished) and the command that reproduces it. Across studie
 so far against cumulative trained epochs and against wall time; studies named ``NAME-seed<k>`` or
 ``NAME-s<k>`` are grouped as one strategy run with several search seeds (median and min-max band).
 
-Example: python -m experiments.report tpe-seed0 tpe-seed1 random-seed0 random-seed1
+Examples:
+  python -m experiments.report mlp-sweep
+  python -m experiments.report strategies-tpe-seed0 strategies-tpe-seed1 strategies-random-seed0
 """
 
 
@@ -22,7 +25,8 @@ import sys
 from pathlib import Path
 
 from experiments.cli import Parser, UsageError, fail, quiet_libraries
-from experiments.results import build, default_out, gather, log_to_parents
+from experiments.config import plural
+from experiments.results import artifact_path, build, default_out, gather, log_to_parents
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or default_out([v.name for v in views])
     html = build(views, client, out, storage=args.storage, tracking_uri=args.tracking_uri,
                  top=args.top, curves=args.curves)
-    print(f"report: {html} (and {out / 'report.md'} with {len(list(out.glob('*.png')))} plots)")
+    print(f"report: {html} (and {out / 'report.md'} with {plural(len(list(out.glob('*.png'))), 'plot')})")
     if not args.no_log:
-        print(f"logged under report/ to MLflow run(s) {', '.join(log_to_parents(client, views, out))}")
+        ids = log_to_parents(client, views, out)
+        print(f"logged under {artifact_path(out)}/ to MLflow {plural(len(ids), 'run')} {', '.join(ids)}")
     return 0
 
 

@@ -93,8 +93,15 @@ def build(views: list[StudyView], client: MlflowClient, out: Path, *, storage: s
     return page.write()[1]
 
 
+def artifact_path(out: Path) -> str:
+    """Where a report goes in its studies' parent runs: ``reports/<its folder's name>``, so a
+    study's own report and a comparison that includes it are kept side by side (a report made
+    again replaces itself only)."""
+    return f"reports/{out.resolve().name}"
+
+
 def log_to_parents(client: MlflowClient, views: list[StudyView], out: Path) -> list[str]:
-    """Log the report folder under ``report/`` to each study's parent run; return their ids."""
+    """Log the report folder to each study's parent run (:func:`artifact_path`); their ids."""
     for v in views:
-        client.log_artifacts(v.parent.info.run_id, str(out), "report")
+        client.log_artifacts(v.parent.info.run_id, str(out), artifact_path(out))
     return [v.parent.info.run_id for v in views]

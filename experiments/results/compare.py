@@ -4,7 +4,6 @@ each varied parameter against the score, and the command that reproduces a run."
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -14,13 +13,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from experiments.cli import UsageError
-from experiments.config import flatten, load_config
 from experiments.results import plots as rp
 from experiments.results.data import history
-from experiments.tracking import param_value
 
-HYDRA_WORDS = {"None": "null", "True": "true", "False": "false"}
-HIDDEN = ("sampled.", "optuna.trial_number", "data.root", "mlflow.", "sweep.study_name")
+HIDDEN = ("sampled.", "optuna.trial_number", "data.root", "mlflow.", "sweep.study_name",
+          "sweep.storage", "search.", "device")
 SHOWN_KEYS = 8  # varied parameters printed on the terminal (the CSV has them all)
 
 
@@ -101,7 +98,7 @@ def varied_keys(df: pd.DataFrame) -> list[str]:
     keys = [c[len("params."):] for c in df.columns if c.startswith("params.")]
     keys = sorted((k for k in keys if not k.startswith(HIDDEN)),
                   key=lambda k: (k.startswith("sweep."), k))
-    return [k for k in keys if df[f"params.{k}"].nunique(dropna=False) > 1]
+    return [k for k in keys if df[f"params.{k}"].nunique(dropna=True) > 1]
 
 
 def terminal_table(df: pd.DataFrame, keys: list[str], metric: str, n: int) -> str:
@@ -147,6 +144,7 @@ def figures(client: MlflowClient, df: pd.DataFrame, keys: list[str], metric: str
     if top:
         made["curves.png"] = rp.curves_overlay(top, title=f"the best {len(top)} runs by {metric} "
                                                "(solid = training, dashed = validation)")
+    keys = [k for k in keys if not k.startswith("sweep.")]  # the table shows those; plots: the model's
     points = [rp.Point({k: d[f"params.{k}"] for k in keys if pd.notna(d.get(f"params.{k}"))},
                        d[score_of], label=d["study"] or d["kind"]) for _, d in scored.iterrows()]
     if keys and points:
@@ -154,18 +152,6 @@ def figures(client: MlflowClient, df: pd.DataFrame, keys: list[str], metric: str
         made["params.png"] = rp.param_scores(points, axes, metric=score_of,
                                              title=f"{score_of} against each parameter that varies")
     return made
-
-
-def reproduce(params: dict[str, str]) -> str:
-    """The ``experiments.train`` command for a logged run: every config leaf that differs from
-    the defaults (study bookkeeping and tracking settings left out)."""
-    out = []
-    for key, default in flatten(load_config([])).items():
-        skip = key.startswith(("mlflow.", "search.", "sweep.")) and key != "sweep.quick"
-        if key in params and not skip and params[key] != param_value(default):
-            value = params[key].replace(", ", ",")  # "[512, 128]" -> "[512,128]"
-            out.append(f"{key}={HYDRA_WORDS.get(value, value)}")
-    return " ".join(["python -m experiments.train", *map(shlex.quote, out)])
 
 
 def save(figs: dict[str, Figure], out: Path) -> list[Path]:

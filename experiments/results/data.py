@@ -6,9 +6,9 @@ a usage error), so a typo in a URI leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-import shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +29,7 @@ from experiments.cli import UsageError
 from experiments.stores import mask_url, schema_lock, sqlite_path
 
 EDGE = 0.1  # the lowest and highest 10% of a searched range count as its edge
-_SEED_SUFFIX = re.compile(r"-(?:seed|s)\d+$")
+_SEED_SUFFIX = re.compile(r"-(?:seed|s)\d+(-quick)?$")  # the quick form's studies end in -quick
 _LAYER_WIDTH = re.compile(r"^layers\.width_\d+$")  # search.layers: one width per layer
 # The hard limits of numeric settings, as experiments/config/checks.py's validate() checks them (it holds
 # them in code, not in a table). A range whose end already sits on its limit cannot grow past it,
@@ -117,14 +117,22 @@ class TrialRow:
         return (self.end - self.start).total_seconds() if self.start and self.end else math.nan
 
 
+def fixed(study: optuna.Study, key: str, default: Any) -> Any:
+    """A setting every trial of the study shares, as its identity recorded it (``default``
+    for a study recorded before the key existed)."""
+    value = study.user_attrs.get("identity", {}).get(key)
+    return default if value is None else json.loads(value)
+
+
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
-    """Finished trials (COMPLETE, PRUNED, FAIL) in the order they finished."""
-    rows = []
+    """Finished trials (COMPLETE, PRUNED, FAIL) in the order they finished; a cross-validated
+    trial's epochs count once per fold (what it cost)."""
+    rows, folds = [], max(1, int(fixed(study, "data.folds", 0)))
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                        TrialState.FAIL)):
         score = t.value if t.state == TrialState.COMPLETE else _last(t)
         rows.append(TrialRow(t.number, t.state.name, score, dict(t.params),
-                             len(t.intermediate_values), t.datetime_start, t.datetime_complete,
+                             folds * len(t.intermediate_values), t.datetime_start, t.datetime_complete,
                              t.user_attrs.get("mlflow_run_id", ""), t.user_attrs.get("overrides", [])))
     return sorted(rows, key=lambda r: (r.end or datetime.max, r.number))
 
@@ -173,8 +181,9 @@ def best_so_far(rows: list[TrialRow], *, minimize: bool, by: str) -> tuple[list[
 
 
 def group_of(study_name: str) -> str:
-    """``tpe-seed1`` and ``tpe-s1`` -> ``tpe``: studies that differ only in their search seed."""
-    return _SEED_SUFFIX.sub("", study_name)
+    """``tpe-seed1`` and ``tpe-s1`` -> ``tpe`` (``tpe-seed1-quick`` -> ``tpe-quick``): studies
+    that differ only in their search seed."""
+    return _SEED_SUFFIX.sub(r"\1", study_name)
 
 
 def spread(series: list[tuple[list[float], list[float]]]) -> tuple[np.ndarray, ...]:
@@ -247,15 +256,6 @@ def _range_text(dist: BaseDistribution) -> str:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def reproduce_command(base_overrides: list[str], trial_overrides: list[str]) -> str:
-    """The ``experiments.train`` command that trains a trial's configuration on its own.
-
-    Study bookkeeping (``sweep.*``) is dropped except ``sweep.quick``, which shapes the run."""
-    keep = [o for o in base_overrides if not o.lstrip("+~").startswith("sweep.")
-            or o.lstrip("+~").startswith("sweep.quick=")]
-    return " ".join(["python -m experiments.train", *map(shlex.quote, [*keep, *trial_overrides])])
 
 
 def history(client: MlflowClient, run_id: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
+from experiments.config import plural
 from experiments.results.data import TrialRow
 from experiments.results.page import Page
 
@@ -55,7 +56,7 @@ def difficulty_section(page: Page, name: str, dists: dict[str, BaseDistribution]
         return
     page.heading("Search difficulty (exercise 5)", 3)
     growth = grid_growth(dists)
-    page.para(f"A full grid over the {len(dists)} hyperparameters {name} searched needs "
+    page.para(f"A full grid over the {plural(len(dists), 'hyperparameter')} {name} searched needs "
               f"{growth[-1][-1]} trainings; each added hyperparameter multiplies the count "
               "(the curse of dimensionality), while the budget grows at best linearly.")
     page.table(["dimensions", "added hyperparameter", "grid values", "full grid size"], growth)

@@ -38,7 +38,7 @@ def _ranks(view: StudyView) -> dict[str, tuple[int, TrialRow]]:
 
 def _cost(view: StudyView) -> tuple[int, float]:
     """Models x epochs trained (k per epoch of a k-fold trial) and the wall time in seconds."""
-    epochs = sum(r.epochs for r in view.rows) * max(view.folds, 1)
+    epochs = sum(r.epochs for r in view.rows)  # every fold's epochs counted
     starts, ends = [r.start for r in view.rows if r.start], [r.end for r in view.rows if r.end]
     return epochs, (max(ends) - min(starts)).total_seconds() if starts and ends else float("nan")
 

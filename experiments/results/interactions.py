@@ -60,11 +60,12 @@ def interaction_plot(rows: list[TrialRow], dists: dict[str, BaseDistribution], r
     axis = rp.axis_for(r.x, _values(dists[r.x]), dists[r.x])
     xs = _values(dists[r.x])
     panels = _values(dists[r.panels]) if r.panels else [None]
-    fig = Figure(figsize=(max(6.4, 4.6 * len(panels)), 3.8))
+    fig = Figure(figsize=(max(6.4, 4.6 * len(panels)) + 1.6, 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     colours = rp.palette([str(v) for v in _values(dists[r.lines])])
     pick = min if minimize else max
     for ax, panel in zip(axes, panels, strict=True):
+        drawn = False
         for value, colour in colours.items():
             best = []
             for x in xs:
@@ -73,12 +74,16 @@ def interaction_plot(rows: list[TrialRow], dists: dict[str, BaseDistribution], r
                           and (panel is None or t.params.get(r.panels) == panel)]
                 best.append(pick(scores) if scores else np.nan)
             ax.plot([axis.x(x) for x in xs], best, "o-", color=colour, label=f"{r.lines}={value}")
+            if not np.isnan(best).all():
+                drawn = True
         rp.decorate(ax, axis, metric)
         if panel is not None:
             ax.set_title(f"{r.panels}={panel}", fontsize=10)
-    axes[-1].legend(fontsize=8, loc="best")
+        if not drawn:
+            ax.text(0.5, 0.5, "no completed trial", transform=ax.transAxes, ha="center",
+                    va="center", color="grey")
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 

@@ -67,10 +67,10 @@ def _ordered(runs: list[Probed], order: dict[str, list]) -> list[Probed]:
 
 
 def _draw(ax: Axes, runs: list[Probed], colours: dict, keys: list[str], *, what: str,
-          stat: str) -> None:
+          stat: str) -> list[float]:
     """One panel: each trial's ``stat`` by layer at the first batch (``init``) or, through the
     first epoch, the last hidden layer's output or the first layer's gradient (``epoch``)."""
-    layers = runs[0].layers
+    layers, seen = runs[0].layers, []
     for p in runs:
         if what == "init":
             xs = list(range(1, layers + 1))
@@ -80,11 +80,12 @@ def _draw(ax: Axes, runs: list[Probed], colours: dict, keys: list[str], *, what:
             points = p.series.get(f"layer{layer}/{stat}") or [(0, np.nan)]
             xs, ys = [b for b, _ in points], [v for _, v in points]
         ax.plot(xs, ys, "o-", ms=3, color=colours[_name(p, keys)])
-    ax.set_yscale("log")
+        seen += [y for y in ys if np.isfinite(y) and y > 0]
     ax.grid(alpha=0.3)
     if what == "init":
         ax.set_xticks(range(1, layers + 1))
     ax.set_xlabel("layer (the last one: the logits)" if what == "init" else "batch of the first epoch")
+    return seen
 
 
 def layer_plots(runs: list[Probed], *, name: str, metric: str) -> tuple[Figure, Figure]:
@@ -101,8 +102,9 @@ def layer_plots(runs: list[Probed], *, name: str, metric: str) -> tuple[Figure, 
               ("epoch", "grad_std"): "std of dloss/dW1"}
     made = []
     for what in ("init", "epoch"):
-        fig = Figure(figsize=(4.4 * len(panels), 6.8))
+        fig = Figure(figsize=(max(4.4 * len(panels), 6.5), 6.8))  # the title fits one panel too
         grid = fig.subplots(2, len(panels), squeeze=False, sharey="row")
+        seen: dict[int, list[float]] = {0: [], 1: []}
         for col, panel in enumerate(panels):
             mine = [p for p in runs if p.row.params.get(PANEL_KEY) == panel]
             scores = " · ".join(f"{_name(p, keys).split('=')[-1]} {p.row.score:.3f}"
@@ -110,9 +112,12 @@ def layer_plots(runs: list[Probed], *, name: str, metric: str) -> tuple[Figure, 
             grid[0][col].set_title((f"{PANEL_KEY}={panel}\n" if panel is not None else "")
                                    + f"{metric}: {scores}", fontsize=9)
             for row, stat in enumerate(("act_std", "grad_std")):
-                _draw(grid[row][col], mine, colours, keys, what=what, stat=stat)
+                seen[row] += _draw(grid[row][col], mine, colours, keys, what=what, stat=stat)
                 if col == 0:
                     grid[row][col].set_ylabel(labels[what, stat])
+        for row, values in seen.items():  # log where a row spans decades, else it only clutters
+            if values and max(values) / min(values) > 10:
+                grid[row][0].set_yscale("log")
         handles = [Line2D([], [], marker="o", color=c, label=k) for k, c in colours.items()]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9)
         fig.suptitle(f"{name}: {runs[0].layers - 1} hidden layers, "
@@ -134,7 +139,8 @@ def layer_section(page: Page, name: str, rows: list[TrialRow], client: MlflowCli
     page.heading("Layer statistics in the first epoch", 3)
     page.para(f"The {len(runs)} deepest trials ({runs[0].layers - 1} hidden layers): the standard "
               "deviation of each layer's output and of the gradient its weights receive, on a "
-              "training batch (log scale; each trial's score above its panel). A curve that falls by "
+              "training batch (log scale where a row spans decades; each trial's score above its "
+              "panel). A curve that falls by "
               "orders of magnitude from layer to layer is a signal, or a gradient, that vanishes "
               "with depth: those trials barely train.")
     at_init, through = layer_plots(runs, name=name, metric=metric)

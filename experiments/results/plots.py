@@ -45,6 +45,7 @@ class Axis:
     ticks: tuple[float, ...] = ()  # numeric choices: a tick at each
     integer: bool = False
     bounds: tuple[float, float] | None = None  # the searched range, drawn whole
+    linthresh: float | None = None  # choices that hold 0 and span decades: symlog from here
 
     def x(self, value: Any) -> float:
         return _number(value) if self.numeric else float(self.choices.index(str(value)))
@@ -73,17 +74,21 @@ def axis_for(key: str, values: list[Any], dist: BaseDistribution | None = None) 
     options = list(dist.choices) if dist is not None else sorted(set(map(str, values)))
     if _numeric(options):
         nums = sorted(_number(v) for v in options)
-        few = tuple(nums) if len(nums) <= 12 else ()
-        return Axis(key, True, nums[0] > 0 and nums[-1] / nums[0] >= 16, ticks=few,
-                    integer=all(n.is_integer() for n in nums))
+        few = tuple(nums) if len(nums) <= 12 and (dist is not None or len(nums) <= 6) else ()
+        positive = [n for n in nums if n > 0]
+        decades = bool(positive) and nums[0] >= 0 and positive[-1] / positive[0] >= 16
+        return Axis(key, True, decades and nums[0] > 0, ticks=few,
+                    integer=all(n.is_integer() for n in nums),
+                    linthresh=positive[0] if decades and nums[0] == 0 else None)
     return Axis(key, False, choices=tuple(map(str, options)))
 
 
-def _grid(n: int, *, width: float = 4.2, height: float = 3.3) -> tuple[Figure, list[Axes]]:
+def _grid(n: int, *, width: float = 4.2, height: float = 3.3,
+          sharey: bool = False) -> tuple[Figure, list[Axes]]:
     cols = min(3, max(n, 1))
     rows = math.ceil(max(n, 1) / cols)
-    fig = Figure(figsize=(width * cols, height * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig = Figure(figsize=(max(width * cols, 6.5), height * rows))  # one panel: room for its ticks
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.axis("off")
@@ -98,8 +103,12 @@ def palette(labels: list[str]) -> dict[str, Any]:
 def decorate(ax: Axes, axis: Axis, metric: str) -> None:
     if axis.log:
         ax.set_xscale("log")
+    elif axis.linthresh:
+        ax.set_xscale("symlog", linthresh=axis.linthresh)
     if axis.ticks:
-        ax.set_xticks(axis.ticks, [f"{t:g}" for t in axis.ticks])
+        crowded = len(axis.ticks) > 4
+        ax.set_xticks(axis.ticks, [f"{t:g}" for t in axis.ticks], rotation=45 if crowded else 0,
+                      ha="right" if crowded else "center", fontsize=8 if crowded else None)
         ax.xaxis.set_minor_locator(NullLocator())
     elif axis.integer:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -110,7 +119,8 @@ def decorate(ax: Axes, axis: Axis, metric: str) -> None:
                       else 0)
         ax.set_xlim(-0.5, len(axis.choices) - 0.5)
     ax.set_xlabel(axis.key)
-    ax.set_ylabel(metric)
+    if ax.get_subplotspec() is None or ax.get_subplotspec().is_first_col():
+        ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
 
 
@@ -125,7 +135,7 @@ def _padded(low: float, high: float, *, log: bool) -> tuple[float, float]:
 def param_scores(points: list[Point], axes: list[Axis], *, metric: str,
                  best: Point | None = None, title: str = "") -> Figure:
     """Axis plots: the score of every trial against each parameter (hollow = pruned)."""
-    fig, subplots = _grid(len(axes))
+    fig, subplots = _grid(len(axes), sharey=True)
     colours = palette([p.label for p in points])
     rng = np.random.default_rng(0)
     for ax, axis in zip(subplots, axes, strict=True):
@@ -136,16 +146,24 @@ def param_scores(points: list[Point], axes: list[Axis], *, metric: str,
             c = colours[p.label]
             ax.scatter(axis.x(p.params[axis.key]) + jitter, p.score, s=28, alpha=0.8,
                        facecolors=c if p.complete else "none", edgecolors=c)
-        if best is not None and axis.key in best.params:
+            if _same(p, best):  # the star on its own point, jitter and all
+                ax.scatter(axis.x(p.params[axis.key]) + jitter, p.score, marker="*", s=220,
+                           c="red", edgecolors="black", zorder=5)
+        if best is not None and axis.key in best.params and not any(_same(p, best) for p in points):
             ax.scatter(axis.x(best.params[axis.key]), best.score, marker="*", s=220, c="red",
                        edgecolors="black", zorder=5)
         decorate(ax, axis, metric)
     return _finish(fig, colours, title or f"{metric} against each parameter (hollow = pruned, star = best)")
 
 
+def _same(p: Point, best: Point | None) -> bool:
+    return best is not None and p.score == best.score and p.params == best.params
+
+
 def _legend(fig: Figure, colours: dict[str, Any]) -> None:
     handles = [Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in colours.items()]
-    fig.legend(handles=handles, loc="lower right", fontsize=8, ncol=min(4, len(handles)))
+    fig.legend(handles=handles, loc="lower center", fontsize=8, ncol=min(4, len(handles)),
+               frameon=False)
 
 
 def _bins(axis: Axis, xs: np.ndarray) -> np.ndarray:
@@ -162,8 +180,9 @@ def _bins(axis: Axis, xs: np.ndarray) -> np.ndarray:
 
 def isolation(points: list[Point], axes: list[Axis], *, metric: str, minimize: bool,
               title: str = "") -> Figure:
-    """Isolation plots: the best score reached at each value (or bin) of each parameter."""
-    fig, subplots = _grid(len(axes))
+    """Isolation plots: the best score reached at each value (or bin) of each parameter, on one
+    shared score axis (a small difference looks small)."""
+    fig, subplots = _grid(len(axes), sharey=True)
     done = [p for p in points if p.complete]
     colours = palette([p.label for p in done])
     pick = np.min if minimize else np.max
@@ -182,10 +201,13 @@ def isolation(points: list[Point], axes: list[Axis], *, metric: str, minimize: b
 
 def _finish(fig: Figure, colours: dict, title: str) -> Figure:
     """Legend for several studies, the title above the grid of axes (not over the first row)."""
-    if len(colours) > 1:
+    several = len(colours) > 1
+    if several:
         _legend(fig, colours)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    rows = fig.axes[0].get_gridspec().nrows if fig.axes else 1
+    bottom = 0.25 * math.ceil(len(colours) / 4) / (3.3 * rows) if several else 0.0  # the legend's
+    fig.tight_layout(rect=(0, bottom, 1, 0.97))
     return fig
 
 
@@ -201,8 +223,9 @@ def best_so_far_plot(groups: dict[str, list[Series]], *, xlabel: str, metric: st
     for group, series in groups.items():
         c = colours[group]
         drawn = [(xs, ys) for _, xs, ys in series if xs]
-        if len(drawn) == 1:
-            ax.step(drawn[0][0], drawn[0][1], where="post", color=c, label=series[0][0])
+        if len(drawn) == 1:  # a dot at each trial: a last-trial improvement stays visible
+            ax.step(drawn[0][0], drawn[0][1], where="post", color=c, label=series[0][0],
+                    marker="o", markersize=3)
         elif drawn:
             grid, mid, lo, hi = spread(drawn)
             ax.step(grid, mid, where="post", color=c, lw=2,
@@ -218,10 +241,12 @@ def best_so_far_plot(groups: dict[str, list[Series]], *, xlabel: str, metric: st
     return fig
 
 
-def curves_overlay(histories: dict[str, list[dict[str, float]]], *, title: str = "") -> Figure:
+def curves_overlay(histories: dict[str, list[dict[str, float]]], *, title: str = "",
+                   loss: str = "cross-entropy") -> Figure:
     """Several runs' learning curves: loss (left) and accuracy (right); as in the chapter's
-    plot, solid = training and dashed = validation; one colour per run."""
-    fig = Figure(figsize=(11, 4.2))
+    plot, solid = training and dashed = validation; one colour per run, named in a legend
+    beside the plots (not over the curves)."""
+    fig = Figure(figsize=(13, 4.2), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     colours = palette(list(histories))
     for label, hist in histories.items():
@@ -230,13 +255,12 @@ def curves_overlay(histories: dict[str, list[dict[str, float]]], *, title: str =
             ax.plot(epochs, [h[f"train/{name}"] for h in hist], "-", color=colours[label], alpha=0.6)
             ax.plot(epochs, [h[f"val/{name}"] for h in hist], "--", color=colours[label], lw=2,
                     label=label)
-    for ax, name in ((ax_loss, "cross-entropy"), (ax_acc, "accuracy")):
+    for ax, name in ((ax_loss, loss), (ax_acc, "accuracy")):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     if histories:
-        ax_acc.legend(fontsize=8)
+        ax_acc.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     fig.suptitle(title or "learning curves (solid = training, dashed = validation)")
-    fig.tight_layout()
     return fig

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from experiments.cli import USAGE_ERRORS, UsageError, one_line
-from experiments.config import Config, load_config
+from experiments.config import Config, load_config, report_command
 from experiments.results.data import (
     load_studies,
     minimizes,
@@ -26,6 +26,8 @@ from experiments.results.data import (
     ranked,
     trial_rows,
 )
+from experiments.stores import mask_url
+from experiments.tracking import where_to_look
 from experiments.training import tracked_run
 from mlp import DivergedError
 
@@ -73,7 +75,7 @@ def replicate(args: argparse.Namespace, parent_id: str,
                 tags["replicate.precision"] = precision
             try:
                 _, final = tracked_run(cfg, quiet=True, parent_run_id=parent_id, run_name=name,
-                                       tags=tags)
+                                       tags=tags, progress=f"trial {number} seed {seed}")
                 record.update({k: final[m] for k, m in KEYS.items()})
                 text = f"val/acc_best {final[KEYS['val']]:.4f} test/acc {final[KEYS['test']]:.4f}"
             except DivergedError as exc:
@@ -170,6 +172,15 @@ def write(out: Path, rows: list[dict], records: list[dict], lines: list[str]) ->
         w = csv.DictWriter(f, fieldnames=["trial", "seed", "precision", "run", "val", "test"])
         w.writeheader()
         w.writerows(records)
+
+
+def where_next(args: argparse.Namespace, client: MlflowClient, parent_id: str) -> list[str]:
+    """The closing lines: the report that shows the replicates, and the study's run in the UI."""
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    command = report_command([args.study], storage=mask_url(args.storage),
+                             tracking_uri=mask_url(args.tracking_uri))
+    return [f"report:  {command} (its study section shows the replicates)",
+            f"MLflow:  {where_to_look(args.tracking_uri, experiment_id, parent_id)}"]
 
 
 def log_summary(client: MlflowClient, parent_id: str, rows: list[dict], out: Path) -> None:

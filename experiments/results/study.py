@@ -15,14 +15,15 @@ import optuna
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from experiments.config import load_config, reproduce
 from experiments.results import plots as rp
 from experiments.results.data import (
     TrialRow,
     edge_warnings,
+    fixed,
     history,
     minimizes,
     ranked,
-    reproduce_command,
     varied,
 )
 from experiments.results.difficulty import difficulty_section
@@ -61,8 +62,7 @@ class StudyView:
     def fixed(self, key: str, default: object) -> object:
         """A setting every trial of the study shares, as its identity recorded it (``default``
         for a study recorded before the key existed)."""
-        value = self.study.user_attrs.get("identity", {}).get(key)
-        return default if value is None else json.loads(value)
+        return fixed(self.study, key, default)
 
     @property
     def folds(self) -> int:
@@ -88,10 +88,9 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
         print(f"warning: study {view.name}: {text}")
         page.warn(text)
     page.para(_test_text(view, best.number))
-    command = reproduce_command(view.study.user_attrs.get("base_overrides", []),
-                                best.user_attrs.get("overrides", []))
-    print(f"study {view.name}: best trial {best.number} {view.metric} {best.value:.4f}; "
-          f"reproduce with:\n  {command}")
+    command = reproduce_best(view, client)
+    print(f"study {view.name}: best trial {best.number} {view.metric} {best.value:.4f}\n"
+          f"reproduce: {command}")
     page.para("Reproduce the chosen configuration:")
     page.code(command)
     _top_table(page, view, client, top)
@@ -106,6 +105,19 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
     _replicates(page, view, client)
 
 
+def reproduce_best(view: StudyView, client: MlflowClient) -> str:
+    """The one command that reproduces the best trial, as the sweep printed it: from the
+    settings its MLflow run recorded, else (no run) composed from the overrides Optuna holds."""
+    best = view.study.best_trial
+    run_id = best.user_attrs.get("mlflow_run_id")
+    params = client.get_run(run_id).data.params if run_id else {}
+    if params:
+        return reproduce(params)
+    base = [o for o in view.study.user_attrs.get("base_overrides", [])
+            if not o.lstrip("+~").startswith("sweep.") or o.lstrip("+~").startswith("sweep.quick=")]
+    return reproduce(load_config([*base, *best.user_attrs.get("overrides", [])]))
+
+
 def _test_text(view: StudyView, number: int) -> str:
     test = view.parent.data.metrics.get("test/acc")
     if test is None:
@@ -117,7 +129,7 @@ def _test_text(view: StudyView, number: int) -> str:
 
 def _top_table(page: Page, view: StudyView, client: MlflowClient, n: int) -> None:
     keys = list(varied(view.study))
-    rows = [[i + 1, r.number, _score(view, client, r), r.epochs, f"{r.seconds:.1f}",
+    rows = [[i + 1, r.number, _score(view, client, r), r.epochs // max(view.folds, 1), f"{r.seconds:.1f}",
              *[_short(r.params.get(k, "")) for k in keys]] for i, r in enumerate(view.top[:n])]
     page.heading(f"Top {len(rows)} trials by {view.metric}", 3)
     if view.folds:
@@ -168,7 +180,8 @@ def _curves(page: Page, view: StudyView, client: MlflowClient, k: int, prefix: s
     page.figure(figures.learning_curves(best_hist, title=f"{view.name}: best, {best_label}", loss=loss),
                 f"{prefix}-best-curves.png", f"{view.name}: learning curves of the best trial")
     page.figure(rp.curves_overlay(runs, title=f"{view.name}: the best {len(runs)} trials "
-                                              "(solid = training, dashed = validation)"),
+                                              "(solid = training, dashed = validation)",
+                                  loss=figures.LOSS_NAMES.get(loss, loss)),
                 f"{prefix}-top-curves.png", f"{view.name}: learning curves of the best trials")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mlp import functional as F
 from mlp.data import CLASSES
@@ -22,7 +23,7 @@ def learning_curves(history: list[dict[str, float]], *, title: str = "",
     """The chapter's plot: train/validation loss and accuracy per epoch (for cross-validation,
     the fold mean with a band of one standard deviation across the folds)."""
     epochs = range(1, len(history) + 1)
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)
     for split, style in (("train", "-"), ("val", "--")):
         ax_loss.plot(epochs, [h[f"{split}/loss"] for h in history], style, label=f"{split} loss")
@@ -32,13 +33,14 @@ def learning_curves(history: list[dict[str, float]], *, title: str = "",
             mid = np.array([h[key] for h in history])
             sd = np.array([h[f"{key}_sd"] for h in history])
             ax.fill_between(epochs, mid - sd, mid + sd, color="C1", alpha=0.2, label="val ± sd (folds)")
-    for ax, name in ((ax_loss, LOSS_NAMES.get(loss, loss)), (ax_acc, "accuracy")):
+    for ax, name, corner in ((ax_loss, LOSS_NAMES.get(loss, loss), "upper right"),
+                             (ax_acc, "accuracy", "lower right")):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(loc=corner, fontsize=8, framealpha=0.6)
     fig.suptitle(title or "learning curves")
-    fig.tight_layout()
     return fig
 
 
@@ -46,7 +48,7 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor) -> Figure:
     """Counts of true (rows) against predicted (columns) classes."""
     n = len(CLASSES)
     counts = torch.bincount(y_true.cpu() * n + y_pred.cpu(), minlength=n * n).reshape(n, n)
-    fig = Figure(figsize=(8, 7))
+    fig = Figure(figsize=(8, 7), layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(counts.numpy(), cmap="Blues")
     ax.set_xticks(range(n), CLASSES, rotation=45, ha="right")
@@ -59,9 +61,8 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor) -> Figure:
             value = counts[i, j].item()
             ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
                     color="white" if value > threshold else "black")
-    fig.colorbar(im, ax=ax)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="test images")  # as tall as the matrix
     ax.set_title(f"test confusion matrix (accuracy {(y_true == y_pred).float().mean():.4f})")
-    fig.tight_layout()
     return fig
 
 
@@ -70,7 +71,7 @@ def predictions(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor
     """The chapter's predict step: test images titled with true and predicted labels."""
     cols = 6
     rows = (min(n, len(images)) + cols - 1) // cols
-    fig = Figure(figsize=(cols * 1.8, rows * 2.1))
+    fig = Figure(figsize=(cols * 1.8, rows * 2.3), layout="constrained")  # room for two-line titles
     axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -78,9 +79,8 @@ def predictions(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor
             continue
         ax.imshow(images[k].reshape(28, 28).cpu().numpy(), cmap="gray")
         t, p = CLASSES[int(y_true[k])], CLASSES[int(y_pred[k])]
-        ax.set_title(f"{t}\n{p}", fontsize=8, color="black" if t == p else "red")
-    fig.suptitle("test images: true label / predicted (red = wrong)")
-    fig.tight_layout()
+        ax.set_title(f"true: {t}\npred: {p}", fontsize=8, color="black" if t == p else "red")
+    fig.suptitle("test images: true and predicted labels (red = wrong)")
     return fig
 
 

@@ -42,7 +42,9 @@ def test_whole_studies_give_a_table_a_csv_and_plots(
     assert all(r["run"] in out for r in table)  # every run printed
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(f"best run {table[0]['run']} "))
-    cfg = load_config(shlex.split(lines[at + 1])[3:])  # the printed command trains the best run
+    head, _, command = lines[at + 1].partition(": ")
+    assert head == "reproduce"
+    cfg = load_config(shlex.split(command)[3:])  # the printed command trains the best run
     assert (cfg.model.width, cfg.optim.lr, cfg.train.epochs, cfg.data.limit_train) == (
         int(table[0]["params.model.width"]), float(table[0]["params.optim.lr"]), 2, 1500)
     assert (folder / "curves.png").stat().st_size > 10_000

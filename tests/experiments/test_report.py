@@ -2,6 +2,7 @@
 edge warning, best-so-far curves grouped by search seed, and one-line errors on bad input."""
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -80,8 +81,23 @@ def test_report_holds_every_plot_and_is_logged_to_each_parent(made: tuple[Path, 
     for name in STUDIES:
         study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp}/optuna.db")
         run_id = study.user_attrs["mlflow_parent_run_id"]
-        logged = {a.path for a in client.list_artifacts(run_id, "report")}
-        assert {"report/report.html", "report/report.md", "report/best_vs_epochs.png"} <= logged
+        where = f"reports/{out.name}"
+        logged = {a.path for a in client.list_artifacts(run_id, where)}
+        assert {f"{where}/report.html", f"{where}/report.md", f"{where}/best_vs_epochs.png"} <= logged
+
+
+def test_each_report_keeps_its_own_artifacts_in_the_parent_run(made: tuple[Path, str]) -> None:
+    tmp, _ = made
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)
+        assert report.main([STUDIES[0], *stores(tmp)]) == 0  # after the comparison of both
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    study = optuna.load_study(study_name=STUDIES[0], storage=f"sqlite:///{tmp}/optuna.db")
+    kept = {a.path for a in client.list_artifacts(study.user_attrs["mlflow_parent_run_id"], "reports")}
+    assert kept == {f"reports/{STUDIES[0]}", f"reports/{folder(tmp).name}"}
+    both = client.download_artifacts(study.user_attrs["mlflow_parent_run_id"],
+                                     f"reports/{folder(tmp).name}/report.md", str(tmp / "dl"))
+    assert "## Studies compared" in Path(both).read_text()  # not replaced by the single report
 
 
 def test_printed_command_reproduces_the_best_trial_and_edges_are_warned(made: tuple[Path, str]) -> None:
@@ -90,11 +106,15 @@ def test_printed_command_reproduces_the_best_trial_and_edges_are_warned(made: tu
     best = study.best_trial
     lines = stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(f"study {STUDIES[0]}: best trial"))
-    command = lines[at + 1].strip()
-    assert command.startswith("python -m experiments.train ")
+    head, _, command = lines[at + 1].partition(": ")
+    assert head == "reproduce" and command.startswith("python -m experiments.train ")
     cfg = load_config(shlex.split(command)[3:])
     want = load_config([*study.user_attrs["base_overrides"], *best.user_attrs["overrides"]])
-    assert (cfg.model, cfg.optim, cfg.train, cfg.data) == (want.model, want.optim, want.train, want.data)
+    assert (cfg.model, cfg.optim, cfg.train) == (want.model, want.optim, want.train)
+    assert dataclasses.replace(cfg.data, root=want.data.root) == want.data  # data.root: a runtime key
+    # one form: the report prints what the sweep printed and the experiment file holds
+    best_file = (tmp / "conf" / "experiment" / "best" / f"{STUDIES[0]}.yaml").read_text()
+    assert f"#   {command}\n" in best_file
     # width is choice(16,32): the best is always at one end of it
     assert f"warning: study {STUDIES[0]}: best model.width=" in stdout
     assert "> **warning:** best model.width=" in (folder(tmp) / "report.md").read_text()
