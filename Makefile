@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python -m experiments.bench $(ARGS)
 
 ui: $(STAMP)  ## the MLflow UI on the embedded store, http://127.0.0.1:5000
+	@echo "MLflow UI: open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (Ctrl-C stops it)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 clean-runs:

@@ -17,6 +17,7 @@ import torch
 
 from experiments.benchmarks.epoch import ROOT, median_times, print_speed, speed_runners
 from experiments.benchmarks.memory import print_memory
+from experiments.config import plural
 from experiments.training import resolve_device, setup_torch
 from mlp.precision import native_bf16
 from mlp.splits import load_splits
@@ -27,7 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=1, help="epochs per timed repeat")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (5; quick: 2)")
     p.add_argument("--quick", action="store_true", help="4096 samples, fewer memory points")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to time it (auto: CUDA when there is one)")
     p.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto",
                    help="bf16 rows: where the hardware has native bf16 (auto), always, never")
     return p.parse_args(argv)
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(data.train_x)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}; "
           f"{n} training images (the seeds' pipeline uses a Subset of the same {n} indices, "
-          f"not all 60k); {args.epochs} epoch(s) per repeat, median of {repeats}; "
+          f"not all 60k); {plural(args.epochs, 'epoch')} per repeat, median of {repeats}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     native, why = native_bf16(device)
     bf16 = args.bf16 == "yes" or (args.bf16 == "auto" and native)

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-trials", type=int, default=16, help="trials per throughput run")
     parser.add_argument("--tiny-trials", type=int, default=1000,
                         help="size of the bookkeeping study (0 skips it)")
-    parser.add_argument("--data", default=str(REPO / "data"))
+    parser.add_argument("--data", default=str(REPO / "data"), help="the data root (data.root)")
     parser.add_argument("--quick", action="store_true", help="small data: a smoke test")
     args = parser.parse_args(argv)
     trial_s, train_s = overhead(args.trials, args.data, args.quick)

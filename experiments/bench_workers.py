@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         return timed_worker(Path(args[1]), args[2:])
     parser = argparse.ArgumentParser(prog="python -m experiments.bench_workers",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--trials", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=8, help="worker processes (default 8)")
+    parser.add_argument("--trials", type=int, default=64, help="trials of the study (default 64)")
     parser.add_argument("--server-workers", type=int, default=2, help="mlflow server --workers")
-    parser.add_argument("--data", default=str(REPO / "data"), help="data.root")
+    parser.add_argument("--data", default=str(REPO / "data"), help="the data root (data.root)")
     parser.add_argument("--postgres", default=ADMIN_URL, help="a URL that may CREATE DATABASE")
     opts = parser.parse_args(args)
     f = run(workers=opts.workers, trials=opts.trials, data=opts.data, admin_url=opts.postgres,

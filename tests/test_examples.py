@@ -1,0 +1,218 @@
+"""Every example in every command's ``--help`` and in the README runs, in its quick form.
+
+An example is a ``python -m ...`` (or ``make sweep|train|data|bench``) line with concrete
+arguments; a line with a placeholder (``STUDY``, ``[overrides]``, ``...``) is a synopsis and
+is not run. The quick form adds ``sweep.quick=true`` to whatever trains (so studies get their
+``-quick`` names, which the report, replicate and compare examples then use) and ``--quick`` to
+the benchmarks that have it (which test_bench.py runs)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.config import quick_name
+from tests.conftest import DATA_ROOT, REPO
+
+COMMANDS = ("experiments.sweep", "experiments.train", "experiments.report", "experiments.compare",
+            "experiments.replicate", "experiments.strategies", "experiments.activations",
+            "experiments.bench", "experiments.bench_sweep", "experiments.bench_workers", "mlp")
+TRAINS = ("experiments.sweep", "experiments.train", "experiments.strategies")
+# What this suite does not run, and why (each must still be named in the README).
+NOT_RUN = {
+    "make test": "the suite itself",
+    "make test-fast": "the suite itself",
+    "make lint": "CI runs it",
+    "make setup": "CI runs it",
+    "make ui": "a server that runs until stopped: tests/experiments/tracking/test_ui.py starts it",
+    "python -m experiments.bench_workers": "minutes of 8 workers against a scratch PostgreSQL "
+                                           "database and a tracking server: a benchmark, run by hand",
+    "make bench": "test_bench.py runs it in its quick form",
+    "python -m experiments.bench": "test_bench.py runs it in its quick form",
+    "python -m experiments.bench_sweep": "test_bench.py runs it in its quick form",
+}
+PLACEHOLDER = re.compile(r"[A-Z]{2,}|\[[a-z]|\.\.\.|NAME")
+MAKE = {"sweep": "experiments.sweep", "train": "experiments.train", "data": "mlp",
+        "bench": "experiments.bench"}
+
+
+def command(module: str):  # noqa: ANN201 - the command's module, whose main(argv) runs it
+    return importlib.import_module("mlp.__main__" if module == "mlp" else module)
+
+
+def help_text(module: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):  # argparse exits
+        command(module).main(["--help"])
+    return out.getvalue()
+
+
+def help_examples(module: str) -> list[str]:
+    """The ``python -m`` lines of a command's help, comments dropped."""
+    found = re.findall(r"^\s*(?:Example: |  )(python -m \S+[^#\n]*)", help_text(module), re.M)
+    return [" ".join(line.split()) for line in found]
+
+
+def readme_examples() -> list[str]:
+    """The commands in the README's code spans and code blocks (continuation lines joined)."""
+    text = (REPO / "README.md").read_text()
+    lines = []
+    for language, block in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
+        if language in ("yaml", "python"):
+            continue
+        lines += [line.split("#")[0] for line in block.replace("\\\n", " ").splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    lines += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
+    out = []
+    for line in lines:
+        m = re.search(r"(?:\.venv/bin/)?(python -m \S+.*|make [a-z-]+(?: ARGS=\"[^\"]*\")?)", line)
+        if m:
+            out.append(" ".join(m.group(1).replace(".venv/bin/", "").split()))
+    return out
+
+
+def argv_of(example: str) -> tuple[str, list[str]] | None:
+    """The module and arguments an example runs (None for a ``make`` target that only sets up)."""
+    words = shlex.split(example)
+    if words[0] == "make":
+        if words[1] not in MAKE:
+            return None
+        args = shlex.split(words[2].split("=", 1)[1]) if len(words) > 2 else []
+        return MAKE[words[1]], args
+    return words[2], words[3:]
+
+
+def quick_form(module: str, args: list[str]) -> list[str]:
+    """The arguments of an example's quick form."""
+    if module in TRAINS:
+        args = [re.sub(r"^\+experiment=best/(.+)$", lambda m: f"+experiment=best/{quick_name(m[1])}", a)
+                for a in args]
+        return args if "sweep.quick=true" in args else [*args, "sweep.quick=true"]
+    if module in ("experiments.report", "experiments.replicate"):
+        return [quick_name(a) if not a.startswith("-") and (i == 0 or not args[i - 1].startswith("--"))
+                else a for i, a in enumerate(args)]
+    if module == "experiments.compare":
+        return [quick_name(a) if i and args[i - 1] == "--study" else a for i, a in enumerate(args)]
+    if module in ("experiments.bench", "experiments.bench_sweep"):
+        return [*args, "--quick"]
+    return args
+
+
+def phase(module: str, args: list[str]) -> int:
+    """Run order: what makes studies first, then what reads them."""
+    if module == "experiments.sweep":
+        return 1
+    if module == "experiments.strategies":
+        return 2
+    if module in ("experiments.report", "experiments.replicate", "experiments.compare") or any(
+            a.startswith("+experiment=best/") for a in args):
+        return 3
+    return 0
+
+
+def all_examples() -> dict[str, str]:
+    """Every example, with where it was found (the first place that names it)."""
+    found: dict[str, str] = {}
+    for module in COMMANDS:
+        for example in help_examples(module):
+            found.setdefault(example, f"python -m {module} --help")
+    for example in readme_examples():
+        found.setdefault(example, "README.md")
+    return found
+
+
+def runnable() -> list[tuple[str, str, str, list[str]]]:
+    """(example, where, module, quick-form args) for the examples to run, in run order."""
+    todo = []
+    for example, where in all_examples().items():
+        if PLACEHOLDER.search(example.replace(" ARGS=", " ")) or example in NOT_RUN:
+            continue
+        parsed = argv_of(example)
+        if parsed is None:
+            raise AssertionError(f"{example!r} ({where}) is neither run nor in NOT_RUN")
+        module, args = parsed
+        args = quick_form(module, args)
+        if all((module, args) != (m, a) for _, _, m, a in todo):  # make sweep = python -m ...
+            todo.append((example, where, module, args))
+    return sorted(todo, key=lambda t: phase(t[2], t[3]))
+
+
+def test_examples_are_found_in_every_help_and_the_readme() -> None:
+    helps = {m: help_examples(m) for m in COMMANDS}
+    for module in ("experiments.sweep", "experiments.train", "experiments.report",
+                   "experiments.compare", "experiments.replicate", "experiments.strategies",
+                   "experiments.activations"):
+        assert helps[module], f"python -m {module} --help shows no example"
+        assert all(e.startswith(f"python -m {module}") for e in helps[module]), helps[module]
+    readme = readme_examples()
+    assert "make sweep" in readme and "make test" in readme
+    for example in NOT_RUN:
+        assert example in all_examples(), f"NOT_RUN names {example!r}, which no longer appears"
+    known = set(COMMANDS)
+    for example, where, module, _ in runnable():
+        assert module in known, f"{example!r} ({where}) runs an unknown command {module}"
+
+
+ARGPARSE = ("experiments.report", "experiments.compare", "experiments.replicate",
+            "experiments.strategies", "experiments.bench", "experiments.bench_sweep",
+            "experiments.bench_workers", "mlp")
+
+
+@pytest.mark.parametrize("module", ARGPARSE)
+def test_help_names_the_command_and_explains_every_option(module: str) -> None:
+    text = help_text(module)
+    assert text.startswith(f"usage: python -m {module} "), text[:80]
+    options = text[text.index("\noptions:\n") + 10:].splitlines()
+    for i, line in enumerate(options):
+        if line.startswith("  -") and not line.startswith("  -h, --help"):
+            explained = re.search(r"\S\s{2,}\S", line.strip()) or (
+                i + 1 < len(options) and options[i + 1].startswith(" " * 8))
+            assert explained, f"python -m {module} --help: no help for {line.strip()!r}"
+
+
+def run_examples(todo: list[tuple[str, str, str, list[str]]]) -> list[str]:
+    """Run each example in this process, in order; print what each took; return the failures."""
+    failures = []
+    for example, where, module, args in todo:
+        start = time.perf_counter()
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = command(module).main(args)
+        except SystemExit as exc:
+            code = exc.code
+        print(f"{time.perf_counter() - start:6.1f} s  exit {code}  {module} {' '.join(args)}",
+              flush=True)
+        if code not in (0, None):
+            failures.append(f"{example!r} ({where}) as {args}: exit {code}: "
+                            f"{(err.getvalue() or out.getvalue()).strip()[-600:]}")
+    return failures
+
+
+@pytest.mark.slow
+def test_every_example_runs_in_its_quick_form(tmp_path: Path) -> None:
+    """In a fresh interpreter, as a user runs them (no store engine, signal or setting of other
+    tests carried over), one after another in an empty directory with the data beside it."""
+    (tmp_path / "data").symlink_to(DATA_ROOT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OPTUNA_"))}
+    done = subprocess.run([sys.executable, "-m", "tests.test_examples", str(tmp_path)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=1800)
+    print(done.stdout)  # what each example took
+    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-3000:]
+
+
+if __name__ == "__main__":  # the test above: python -m tests.test_examples WORKDIR
+    os.chdir(sys.argv[1])
+    problems = run_examples(runnable())
+    print("\n".join(problems))
+    sys.exit(1 if problems else 0)
