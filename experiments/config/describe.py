@@ -68,10 +68,9 @@ def changes(cfg: Config | dict[str, Any]) -> dict[str, str]:
     """The training settings of ``cfg`` (a config, or its flattened leaves as a run's params)
     that differ from the defaults (those of the quick form for a quick run), as override values.
     Bookkeeping (``sweep.*``, ``mlflow.*``), ``data.root`` and ``device`` are left out."""
-    leaves = flatten(cfg) if isinstance(cfg, Config) else cfg
-    quick = _word(leaves.get("sweep.quick", False)) == "true"
+    leaves = _leaves(cfg)
     out = {}
-    for key, default in _defaults(quick).items():
+    for key, default in _defaults(_quick(leaves)).items():
         if key.startswith(NOT_TRAINING) or key in RUNTIME or key not in leaves:
             continue
         value = _word(leaves[key])
@@ -92,11 +91,9 @@ def label(cfg: Config) -> str:
 def reproduce(cfg: Config | dict[str, Any]) -> str:
     """The one command that trains ``cfg`` again on its own: ``python -m experiments.train``
     with every training setting that differs from the defaults (exact values, not rounded)."""
-    values = changes(cfg)
-    leaves = flatten(cfg) if isinstance(cfg, Config) else cfg
-    quick = ["sweep.quick=true"] if _word(leaves.get("sweep.quick", False)) == "true" else []
+    quick = ["sweep.quick=true"] if _quick(_leaves(cfg)) else []
     return " ".join(["python -m experiments.train",
-                     *map(shlex.quote, [*quick, *(f"{k}={v}" for k, v in values.items())])])
+                     *map(shlex.quote, [*quick, *(f"{k}={v}" for k, v in changes(cfg).items())])])
 
 
 def report_command(studies: list[str], *, storage: str, tracking_uri: str) -> str:
@@ -109,6 +106,15 @@ def report_command(studies: list[str], *, storage: str, tracking_uri: str) -> st
     if tracking_uri != defaults.mlflow.tracking_uri:
         words.append(f"--tracking-uri {shlex.quote(tracking_uri)}")
     return " ".join(words)
+
+
+def _leaves(cfg: Config | dict[str, Any]) -> dict[str, Any]:
+    return flatten(cfg) if isinstance(cfg, Config) else cfg
+
+
+def _quick(leaves: dict[str, Any]) -> bool:
+    """Whether the run was in the quick form (``sweep.quick`` as a value or as a logged param)."""
+    return _word(leaves.get("sweep.quick", False)) == "true"
 
 
 def _word(value: Any) -> str:
