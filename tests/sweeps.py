@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import REPO
+from optuna.trial import FrozenTrial, TrialState
+
+from tests.conftest import REPO, wait_for
 
 
 class Sweeps:
@@ -44,6 +47,35 @@ class Sweeps:
         """True once some process has printed ``text``, else None (for ``wait_for``)."""
         return any(text in self.output(p) for p in self.procs) or None
 
+    def kill_mid_trial(self, trials: Callable[[], list[FrozenTrial]], epochs: int,
+                       timeout: float = 300) -> tuple[int, int]:
+        """SIGKILL one of these processes while it trains a trial (its MLflow run open, at least
+        one epoch reported, not all ``epochs``), and return (pid, trial number).
+
+        Trials last a second or two, so a worker seen mid-trial may have finished it by the time
+        a signal lands. The worker is frozen first (SIGSTOP) and its trial read again: only a
+        trial still unfinished while its worker cannot move is killed; otherwise the worker goes
+        on (SIGCONT) and the search goes on. Fails at once, with their output, if every process
+        has exited."""
+        pids = {p.pid for p in self.procs}
+
+        def caught() -> tuple[int, int] | None:
+            if all(p.poll() is not None for p in self.procs):
+                outputs = "\n".join(self.output(p)[-2000:] for p in self.procs)
+                raise AssertionError(f"every sweep exited before one was caught mid-trial:\n{outputs}")
+            for t in trials():
+                pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
+                if pid in pids and _mid_trial(t, epochs):
+                    os.kill(pid, signal.SIGSTOP)
+                    time.sleep(0.5)  # what it wrote before it stopped reaches the store
+                    if any(u.number == t.number and _mid_trial(u, epochs) for u in _read(trials)):
+                        os.kill(pid, signal.SIGKILL)
+                        return pid, t.number
+                    os.kill(pid, signal.SIGCONT)
+            return None
+
+        return wait_for(caught, "a sweep in the middle of a trial", timeout=timeout, every=0.1)
+
     def _log(self, index: int) -> Path:
         return self.cwd / f"sweep-{index}.log"
 
@@ -55,3 +87,17 @@ class Sweeps:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+def _mid_trial(t: FrozenTrial, epochs: int) -> bool:
+    return (t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
+            and 1 <= len(t.intermediate_values) < epochs)
+
+
+def _read(trials: Callable[[], list[FrozenTrial]]) -> list[FrozenTrial]:
+    """The trials, or none when the store cannot be read now (a frozen worker may hold SQLite's
+    write lock: then its trial is not killed this time)."""
+    try:
+        return trials()
+    except Exception:  # noqa: BLE001 - any storage error means "cannot tell now"
+        return []

@@ -5,7 +5,6 @@ independent ``python -m experiments.sweep`` workers with identical overrides (wh
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 import uuid
@@ -139,25 +138,13 @@ def test_independent_workers_and_a_spawning_one_run_exactly_the_budget(
 def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
     exp, n = f"kill-{uuid.uuid4().hex[:8]}", 5
-    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=3000",
+    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=6000",
                       "data.val_size=1000", "train.epochs=12", "sweep.heartbeat=1")
     with Sweeps(tmp_path, env=WORKER_ENV) as workers:
-        procs = {workers.start(args).pid: None for _ in range(3)}
-
-        def worker_mid_trial() -> int | None:
-            """A worker with a trial in its first half (of 12 epochs): killing it now kills that
-            trial, not one about to finish."""
-            for t in _trials(storage, FULL):
-                pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
-                if t.state == TrialState.RUNNING and 1 <= len(t.intermediate_values) <= 6 and pid in procs:
-                    return pid
-            return None
-
-        pid = wait_for(worker_mid_trial, "a worker in the middle of a trial")
-        os.kill(pid, signal.SIGKILL)
+        for _ in range(3):
+            workers.start(args)
+        pid, victim = workers.kill_mid_trial(lambda: _trials(storage, FULL), epochs=12)
         # Its trial stays RUNNING until a live worker finds it stale (3 s after its last beat).
-        (victim,) = [t.number for t in _trials(storage, FULL) if t.state == TrialState.RUNNING
-                     and t.user_attrs.get("worker", "").endswith(f":{pid}")]
         done_before = {t.number for t in _trials(storage, FULL) if t.state == TrialState.COMPLETE}
         results = workers.wait()
     codes = {p.pid: code for p, (code, _) in zip(workers.procs, results, strict=True)}

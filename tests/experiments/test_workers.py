@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import optuna
@@ -11,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import DATA_ROOT, load_study, wait_for
+from tests.conftest import DATA_ROOT, load_study
 from tests.sweeps import Sweeps
 
 pytestmark = pytest.mark.slow
@@ -60,14 +58,11 @@ def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
 def test_a_worker_killed_mid_trial_is_recovered(tmp_path: Path) -> None:
     args = _args(tmp_path, 6, "sweep.heartbeat=1")
     with Sweeps(tmp_path) as sweeps:
-        # One worker creates the study and is killed in the middle of a trial (after its first
-        # of three epochs); then a second worker attaches and must recover that trial.
+        # One worker creates the study and is killed in the middle of a trial (one or two of its
+        # three epochs reported); then a second worker attaches and must recover that trial.
         first = sweeps.start(args)
-        _wait_for_trial_in_progress(tmp_path, first.pid)
-        os.kill(first.pid, signal.SIGKILL)
+        _, victim = sweeps.kill_mid_trial(lambda: _trials(tmp_path), epochs=3)
         first.wait(timeout=30)
-        (victim,) = [t.number for t in _study(tmp_path).get_trials(states=(TrialState.RUNNING,))
-                     if t.user_attrs.get("worker", "").endswith(f":{first.pid}")]
         second = sweeps.start(args)
         second.wait(timeout=900)
         assert second.returncode == 0, sweeps.output(second)
@@ -83,15 +78,8 @@ def test_a_worker_killed_mid_trial_is_recovered(tmp_path: Path) -> None:
     assert _trial_runs(tmp_path)[victim].info.run_name.split()[:2] == [f"trial-{victim:04d}", "FAILED"]
 
 
-def _wait_for_trial_in_progress(tmp: Path, pid: int) -> None:
-    """Until worker ``pid`` is training a trial with one epoch of its three reported (so killing
-    it now kills that trial, not one that is about to finish)."""
-    def in_progress() -> bool | None:
-        try:
-            trials = _study(tmp).get_trials(states=(TrialState.RUNNING,))
-        except KeyError:  # the worker has not created the study yet
-            return None
-        return any(t.user_attrs.get("worker", "").endswith(f":{pid}") and len(t.intermediate_values) == 1
-                   for t in trials) or None
-
-    wait_for(in_progress, "the first worker to be in the middle of a trial", timeout=300, every=0.1)
+def _trials(tmp: Path) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return _study(tmp).trials
+    except KeyError:  # the worker has not created the study yet
+        return []
