@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
@@ -75,6 +75,20 @@ class Sweeps:
             return None
 
         return wait_for(caught, "a sweep in the middle of a trial", timeout=timeout, every=0.1)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Every process (and the workers it spawned) stopped (SIGSTOP) inside the block, so what
+        the test does there happens between two of their steps, not in a race with them."""
+        for p in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for p in self.procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(p.pid, signal.SIGCONT)
 
     def _log(self, index: int) -> Path:
         return self.cwd / f"sweep-{index}.log"

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -205,10 +206,17 @@ def test_every_example_runs_in_its_quick_form(tmp_path: Path) -> None:
     tests carried over), one after another in an empty directory with the data beside it."""
     (tmp_path / "data").symlink_to(DATA_ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OPTUNA_"))}
-    done = subprocess.run([sys.executable, "-m", "tests.test_examples", str(tmp_path)], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=1800)
-    print(done.stdout)  # what each example took
-    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-3000:]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.test_examples", str(tmp_path)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=1800)
+    finally:  # on a timeout too: the workers an example spawned go with it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    print(out)  # what each example took
+    assert proc.returncode == 0, out[-8000:] + err[-3000:]
 
 
 if __name__ == "__main__":  # the test above: python -m tests.test_examples WORKDIR

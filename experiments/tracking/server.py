@@ -33,7 +33,9 @@ class TrackingServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, *, timeout: float = 150.0) -> None:
-        """Start the server and wait until it answers ``GET /health``."""
+        """Start the server and wait until it answers ``GET /health`` (nothing to do if it runs)."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
         cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend,
                "--serve-artifacts", "--artifacts-destination", str(self.artifacts),
                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]

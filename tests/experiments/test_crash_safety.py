@@ -98,7 +98,8 @@ def test_an_interrupt_reaches_every_worker_and_closes_every_trial_and_run(
         ((code, out),) = sweeps.wait(timeout=120)
         seconds = time.monotonic() - start
     assert code == 130, out
-    assert seconds < 30, f"stopping took {seconds:.0f} s"
+    assert "did not stop within" not in out  # each worker stopped itself, none had to be killed
+    assert seconds < 60, f"stopping took {seconds:.0f} s"  # seconds, not minutes of retries
     assert "Traceback" not in out and "database is locked" not in out
     study = load_study(url)
     assert not [t.number for t in study.trials if t.state == TrialState.RUNNING]

@@ -139,12 +139,12 @@ def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
     exp, n = f"kill-{uuid.uuid4().hex[:8]}", 5
     args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=6000",
-                      "data.val_size=1000", "train.epochs=12", "sweep.heartbeat=1")
+                      "data.val_size=1000", "train.epochs=12", "sweep.heartbeat=2")
     with Sweeps(tmp_path, env=WORKER_ENV) as workers:
         for _ in range(3):
             workers.start(args)
         pid, victim = workers.kill_mid_trial(lambda: _trials(storage, FULL), epochs=12)
-        # Its trial stays RUNNING until a live worker finds it stale (3 s after its last beat).
+        # Its trial stays RUNNING until a live worker finds it stale (6 s after its last beat).
         done_before = {t.number for t in _trials(storage, FULL) if t.state == TrialState.COMPLETE}
         results = workers.wait()
     codes = {p.pid: code for p, (code, _) in zip(workers.procs, results, strict=True)}
@@ -181,11 +181,18 @@ def test_a_tracking_server_restart_mid_study_loses_nothing(
             workers.start(args)
         settled = wait_for(lambda: _settled_children(server, exp, storage, FULL),
                             "a first complete trial with its MLflow run closed")
-        before = _check_runs(server, exp, _study(storage, FULL), settled, epochs=epochs)
-        server.stop()
-        wait_for(lambda: workers.said("queued until the tracking server answers"),
-                  "a worker to queue an MLflow call while the tracking server is down")
-        server.start()
+        try:
+            # Stopped with the workers frozen and trials left to run: their next MLflow call
+            # meets the outage, however fast the rest of the study would have gone.
+            with workers.frozen():
+                before = _check_runs(server, exp, _study(storage, FULL), settled, epochs=epochs)
+                left = [t.number for t in _trials(storage, FULL) if t.state != TrialState.COMPLETE]
+                assert left, "every trial finished before the tracking server could be stopped"
+                server.stop()
+            wait_for(lambda: workers.said("queued until the tracking server answers"),
+                      "a worker to queue an MLflow call while the tracking server is down")
+        finally:  # the module's other tests share this server
+            server.start()
         results = workers.wait()
     assert all(code == 0 for code, _ in results), results
     output = "\n".join(out for _, out in results)
