@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -53,10 +54,12 @@ class Sweeps:
         one epoch reported, not all ``epochs``), and return (pid, trial number).
 
         Trials last a second or two, so a worker seen mid-trial may have finished it by the time
-        a signal lands. The worker is frozen first (SIGSTOP) and its trial read again: only a
-        trial still unfinished while its worker cannot move is killed; otherwise the worker goes
-        on (SIGCONT) and the search goes on. Fails at once, with their output, if every process
-        has exited."""
+        a signal lands. The worker is frozen first (SIGSTOP, waited for until the kernel shows it
+        stopped) and its trial read again: only a trial still unfinished while its worker cannot
+        move is killed; otherwise the worker goes on (SIGCONT) and the search goes on. A trial
+        read with fewer than ``epochs`` values cannot complete after that read: its last report
+        must commit and answer before the worker sends the ``tell``, and a stopped worker sends
+        nothing. Fails at once, with their output, if every process has exited."""
         pids = {p.pid for p in self.procs}
 
         def caught() -> tuple[int, int] | None:
@@ -67,7 +70,7 @@ class Sweeps:
                 pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
                 if pid in pids and _mid_trial(t, epochs):
                     os.kill(pid, signal.SIGSTOP)
-                    time.sleep(0.5)  # what it wrote before it stopped reaches the store
+                    wait_for(functools.partial(_stopped, pid), f"sweep {pid} to stop", timeout=30, every=0.01)
                     if any(u.number == t.number and _mid_trial(u, epochs) for u in _read(trials)):
                         os.kill(pid, signal.SIGKILL)
                         return pid, t.number
@@ -106,6 +109,13 @@ class Sweeps:
 def _mid_trial(t: FrozenTrial, epochs: int) -> bool:
     return (t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
             and 1 <= len(t.intermediate_values) < epochs)
+
+
+def _stopped(pid: int) -> bool | None:
+    """True once the kernel shows ``pid`` stopped, or exited and not yet reaped (either way it
+    writes nothing more; a signal is delivered asynchronously)."""
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state in ("T", "t", "Z") or None
 
 
 def _read(trials: Callable[[], list[FrozenTrial]]) -> list[FrozenTrial]:
