@@ -1,10 +1,13 @@
 """Shared fixtures: the prepared data root and a throw-away MLflow store per test."""
 
+import contextlib
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import mlflow
 import optuna
@@ -87,3 +90,18 @@ def wait_for(found: Callable[[], T | None], what: str, *, timeout: float = 120, 
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def run_in_session(cmd: list[str], *, timeout: float, **popen: Any) -> tuple[int, str, str]:
+    """Run ``cmd`` in a session of its own and return its exit code, stdout and stderr. What it
+    started (a browser's renderers, the workers a sweep spawned) is killed with it, on a timeout
+    too."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **popen)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return proc.returncode, out, err

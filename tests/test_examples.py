@@ -14,8 +14,6 @@ import io
 import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from experiments.config import quick_name
-from tests.conftest import DATA_ROOT, REPO
+from tests.conftest import DATA_ROOT, REPO, run_in_session
 
 COMMANDS = ("experiments.sweep", "experiments.train", "experiments.report", "experiments.compare",
             "experiments.replicate", "experiments.strategies", "experiments.activations",
@@ -206,17 +204,10 @@ def test_every_example_runs_in_its_quick_form(tmp_path: Path) -> None:
     tests carried over), one after another in an empty directory with the data beside it."""
     (tmp_path / "data").symlink_to(DATA_ROOT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OPTUNA_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.test_examples", str(tmp_path)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=1800)
-    finally:  # on a timeout too: the workers an example spawned go with it
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    code, out, err = run_in_session([sys.executable, "-m", "tests.test_examples", str(tmp_path)],
+                                    timeout=1800, cwd=REPO, env=env)
     print(out)  # what each example took
-    assert proc.returncode == 0, out[-8000:] + err[-3000:]
+    assert code == 0, out[-8000:] + err[-3000:]
 
 
 if __name__ == "__main__":  # the test above: python -m tests.test_examples WORKDIR

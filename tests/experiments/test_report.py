@@ -4,12 +4,9 @@ edge warning, best-so-far curves grouped by search seed, and one-line errors on 
 import contextlib
 import dataclasses
 import hashlib
-import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from experiments import report, sweep
 from experiments.config import load_config
-from tests.conftest import DATA_ROOT
+from tests.conftest import DATA_ROOT, run_in_session
 
 TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}
 STUDIES = ("test-report-seed0", "test-report-seed1")
@@ -129,19 +126,13 @@ def test_html_page_renders_offline_in_headless_chromium(made: tuple[Path, str], 
     page = folder(made[0]) / "report.html"
     text = page.read_text()
     assert not re.search(r"(src|href)=['\"]https?:", text), "the page must not load anything"
-    proc = subprocess.Popen(
+    # a cold start on a busy machine is slow; the renderer and zygote processes go with it
+    code, dom, err = run_in_session(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
          "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        dom, err = proc.communicate(timeout=300)  # a cold start on a busy machine is slow
-    finally:  # the browser's renderer and zygote processes go with it
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == 0, err[-2000:]
+         "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()], timeout=300)
+    assert code == 0, err[-2000:]
     assert "<h1>Report: " in dom and "<h2>Studies compared</h2>" in dom
     assert all(f"<h2>Study {s}</h2>" in dom for s in STUDIES)
     assert dom.count("src=\"data:image/png;base64,") >= 2 + 4 * len(STUDIES)

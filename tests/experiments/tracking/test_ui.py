@@ -6,7 +6,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from experiments.tracking import client_for
 from experiments.tracking.client import KIND, KIND_TAG
+from experiments.tracking.server import free_port
 from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.slow
@@ -27,12 +27,6 @@ def ui_command(port: int) -> list[str]:
     line = next(x.strip() for x in recipe[1].splitlines() if "mlflow ui" in x)
     words = shlex.split(line.replace("$(BIN)", str(REPO / ".venv" / "bin")))
     return [*words[:words.index("--port") + 1], str(port)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_make_ui_serves_the_embedded_store_with_the_experiment_tagged(tmp_path: Path) -> None:
