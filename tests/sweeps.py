@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -15,6 +16,9 @@ from pathlib import Path
 from optuna.trial import FrozenTrial, TrialState
 
 from tests.conftest import REPO, wait_for
+
+RUN_BETWEEN_LOOKS = 0.05  # seconds the workers run between two looks by kill_mid_trial
+READ_WITHIN = 2.0  # seconds a look may read the store while the workers are frozen
 
 
 class Sweeps:
@@ -53,40 +57,44 @@ class Sweeps:
         """SIGKILL one of these processes while it trains a trial (its MLflow run open, at least
         one epoch reported, not all ``epochs``), and return (pid, trial number).
 
-        Trials last a second or two, so a worker seen mid-trial may have finished it by the time
-        a signal lands. The worker is frozen first (SIGSTOP, waited for until the kernel shows it
-        stopped) and its trial read again: only a trial still unfinished while its worker cannot
-        move is killed; otherwise the worker goes on (SIGCONT) and the search goes on. A trial
-        read with fewer than ``epochs`` values cannot complete after that read: its last report
-        must commit and answer before the worker sends the ``tell``, and a stopped worker sends
-        nothing. Fails at once, with their output, if every process has exited."""
+        All of a trial's epochs can pass between two reads of the store (twelve epochs of a
+        small set take a fraction of a second on a fast CPU, less than one read on a loaded
+        machine), so the store is never read while the workers run. Every process is frozen
+        (SIGSTOP, waited for until the kernel shows it stopped), the store read, and a worker
+        whose trial is then unfinished is killed before it can move again; else they all run
+        for ``RUN_BETWEEN_LOOKS`` seconds and are looked at again. A frozen worker writes
+        nothing, so the read shows where each stands, however long it takes; and any trial
+        whose epochs take longer than that short run to pass is caught. Fails at once, with
+        their output, if every process has exited."""
         pids = {p.pid for p in self.procs}
 
         def caught() -> tuple[int, int] | None:
             if all(p.poll() is not None for p in self.procs):
                 outputs = "\n".join(self.output(p)[-2000:] for p in self.procs)
                 raise AssertionError(f"every sweep exited before one was caught mid-trial:\n{outputs}")
-            for t in trials():
-                pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
-                if pid in pids and _mid_trial(t, epochs):
-                    os.kill(pid, signal.SIGSTOP)
-                    wait_for(functools.partial(_stopped, pid), f"sweep {pid} to stop", timeout=30, every=0.01)
-                    if any(u.number == t.number and _mid_trial(u, epochs) for u in _read(trials)):
+            with self.frozen():
+                for t in _read(trials):
+                    pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
+                    if pid in pids and _mid_trial(t, epochs):
                         os.kill(pid, signal.SIGKILL)
                         return pid, t.number
-                    os.kill(pid, signal.SIGCONT)
             return None
 
-        return wait_for(caught, "a sweep in the middle of a trial", timeout=timeout, every=0.1)
+        return wait_for(caught, "a sweep in the middle of a trial", timeout=timeout,
+                        every=RUN_BETWEEN_LOOKS)
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
         """Every process (and the workers it spawned) stopped (SIGSTOP) inside the block, so what
-        the test does there happens between two of their steps, not in a race with them."""
+        the test does there happens between two of their steps, not in a race with them. The
+        block starts once the kernel shows them all stopped (a signal lands asynchronously)."""
         for p in self.procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGSTOP)
         try:
+            for p in self.procs:
+                wait_for(functools.partial(_stopped, p.pid), f"sweep {p.pid} to stop",
+                         timeout=30, every=0.005)
             yield
         finally:
             for p in self.procs:
@@ -111,17 +119,27 @@ def _mid_trial(t: FrozenTrial, epochs: int) -> bool:
             and 1 <= len(t.intermediate_values) < epochs)
 
 
-def _stopped(pid: int) -> bool | None:
-    """True once the kernel shows ``pid`` stopped, or exited and not yet reaped (either way it
-    writes nothing more; a signal is delivered asynchronously)."""
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return state in ("T", "t", "Z") or None
+def _stopped(pgid: int) -> bool | None:
+    """True once the kernel shows every process of group ``pgid`` stopped, or exited and not
+    yet reaped (either way it writes nothing more)."""
+    states = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process that ended while the group was listed
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+            if int(fields[2]) == pgid:
+                states.append(fields[0])
+    return all(state in ("T", "t", "Z", "X") for state in states) or None
 
 
 def _read(trials: Callable[[], list[FrozenTrial]]) -> list[FrozenTrial]:
-    """The trials, or none when the store cannot be read now (a frozen worker may hold SQLite's
-    write lock: then its trial is not killed this time)."""
+    """The trials, or none when they cannot be read within ``READ_WITHIN`` seconds: a frozen
+    worker may hold SQLite's lock, and would hold it for as long as the read waited (the read
+    that waits goes on in its thread and ends once the worker has moved). Then no trial is
+    killed this time."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     try:
-        return trials()
-    except Exception:  # noqa: BLE001 - any storage error means "cannot tell now"
+        return pool.submit(trials).result(timeout=READ_WITHIN)
+    except Exception:  # noqa: BLE001 - a storage error or a wait means "cannot tell now"
         return []
+    finally:
+        pool.shutdown(wait=False)

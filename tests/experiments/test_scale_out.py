@@ -138,7 +138,7 @@ def test_independent_workers_and_a_spawning_one_run_exactly_the_budget(
 def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
     exp, n = f"kill-{uuid.uuid4().hex[:8]}", 5
-    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=6000",
+    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=12000",
                       "data.val_size=1000", "train.epochs=12", "sweep.heartbeat=2")
     with Sweeps(tmp_path, env=WORKER_ENV) as workers:
         for _ in range(3):
