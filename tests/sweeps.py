@@ -88,18 +88,20 @@ class Sweeps:
         """Every process (and the workers it spawned) stopped (SIGSTOP) inside the block, so what
         the test does there happens between two of their steps, not in a race with them. The
         block starts once the kernel shows them all stopped (a signal lands asynchronously)."""
-        for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
         try:
             for p in self.procs:
                 wait_for(functools.partial(_stopped, p.pid), f"sweep {p.pid} to stop",
                          timeout=30, every=0.005)
             yield
         finally:
-            for p in self.procs:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGCONT)
+            self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        """``sig`` to every process and the workers it spawned (its process group)."""
+        for p in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, sig)
 
     def _log(self, index: int) -> Path:
         return self.cwd / f"sweep-{index}.log"
@@ -108,9 +110,8 @@ class Sweeps:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._signal(signal.SIGKILL)
         for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
 

@@ -185,8 +185,9 @@ def test_a_tracking_server_restart_mid_study_loses_nothing(
             # Stopped with the workers frozen and trials left to run: their next MLflow call
             # meets the outage, however fast the rest of the study would have gone.
             with workers.frozen():
-                before = _check_runs(server, exp, _study(storage, FULL), settled, epochs=epochs)
-                left = [t.number for t in _trials(storage, FULL) if t.state != TrialState.COMPLETE]
+                study = _study(storage, FULL)
+                before = _check_runs(server, exp, study, settled, epochs=epochs)
+                left = [t.number for t in study.trials if t.state != TrialState.COMPLETE]
                 assert left, "every trial finished before the tracking server could be stopped"
                 server.stop()
             wait_for(lambda: workers.said("queued until the tracking server answers"),
