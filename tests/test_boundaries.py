@@ -10,12 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 MLP_DIR, EXP_DIR = ROOT / "mlp", ROOT / "experiments"
 ALLOWED = {"torch", "torchvision", "mlp"} | set(sys.stdlib_module_names)
-SHARED = {"experiments.config": 1, "experiments.cli": 2}
+SHARED = {"experiments.failpoints": 0, "experiments.config": 1, "experiments.cli": 2}
 # Lower layers first: a module imports only from layers below its own (or its own package).
 LAYERS = {"experiments.stores": 1, "experiments.tracking": 3, "experiments.training": 4,
           "experiments.study": 5, "experiments.results": 5, "experiments.benchmarks": 6}
@@ -54,65 +52,92 @@ def _unit(name: str) -> tuple[str, int] | None:
 
 
 EXPERIMENT_FILES = sorted(p for p in EXP_DIR.rglob("*.py"))
+MLP_FILES = sorted(MLP_DIR.glob("*.py"))
 
 
-@pytest.mark.parametrize("path", sorted(MLP_DIR.glob("*.py")), ids=lambda p: p.name)
-def test_mlp_imports_only_torch_torchvision_and_stdlib(path: Path) -> None:
-    roots = {name.split(".")[0] for name in _imports(path)}
-    assert roots <= ALLOWED, f"{path.name} imports {sorted(roots - ALLOWED)}"
+def _listed(offenders: list[str]) -> str:
+    return f"{len(offenders)} offender(s):\n" + "\n".join(offenders)
 
 
-@pytest.mark.parametrize("path", EXPERIMENT_FILES, ids=lambda p: str(p.relative_to(EXP_DIR)))
-def test_experiments_imports_go_one_way_down_the_layers(path: Path) -> None:
-    me = _unit(_module(path))
-    if me is None:  # experiments/__init__.py
-        return
-    unit, rank = me
-    for name in _imports(path):
-        target = _unit(name)
-        if target is None or target[0] == unit:
+def test_mlp_imports_only_torch_torchvision_and_stdlib() -> None:
+    offenders = []
+    for path in MLP_FILES:
+        roots = {name.split(".")[0] for name in _imports(path)}
+        if not roots <= ALLOWED:
+            offenders.append(f"mlp/{path.name} imports {sorted(roots - ALLOWED)}")
+    assert not offenders, _listed(offenders)
+
+
+def test_experiments_imports_go_one_way_down_the_layers() -> None:
+    offenders = []
+    for path in EXPERIMENT_FILES:
+        me = _unit(_module(path))
+        if me is None:  # experiments/__init__.py
             continue
-        assert target[1] < rank, (f"{_module(path)} (layer {rank}) imports {name} (layer "
-                                  f"{target[1]}): imports go commands -> study/results -> training "
-                                  "-> tracking -> cli/config/stores -> mlp")
+        unit, rank = me
+        for name in sorted(_imports(path)):
+            target = _unit(name)
+            if target is not None and target[0] != unit and target[1] >= rank:
+                offenders.append(f"{_module(path)} (layer {rank}) imports {name} (layer {target[1]})")
+    assert not offenders, _listed(offenders) + (
+        "\nimports go commands -> study/results -> training -> tracking -> cli/config/stores"
+        " -> failpoints -> mlp")
 
 
 def test_only_commands_and_the_shared_modules_sit_at_the_top() -> None:
     top = {p.stem for p in EXP_DIR.glob("*.py")} - {"__init__"}
-    assert top == COMMANDS | {"cli"}, sorted(top)
     packages = {p.parent.name for p in EXP_DIR.glob("*/__init__.py")}
-    assert packages == {n.split(".")[1] for n in LAYERS} | {"config"}, sorted(packages)
-    assert not top & packages, f"a package hides the command of the same name: {top & packages}"
+    want_top, want_packages = COMMANDS | {"cli", "failpoints"}, {n.split(".")[1] for n in LAYERS} | {"config"}
+    offenders = [f"experiments/{name}.py is neither a command nor a shared module (cli, failpoints)"
+                 for name in sorted(top - want_top)]
+    offenders += [f"experiments/{name}.py is missing" for name in sorted(want_top - top)]
+    offenders += [f"experiments/{name}/ is not a layer package" for name in sorted(packages - want_packages)]
+    offenders += [f"experiments/{name}/ is missing" for name in sorted(want_packages - packages)]
+    offenders += [f"a package hides the command of the same name: {name}" for name in sorted(top & packages)]
+    assert not offenders, _listed(offenders)
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_commands_are_thin(name: str) -> None:
-    text = (EXP_DIR / f"{name}.py").read_text()
-    lines = len(text.splitlines())
-    assert lines < MAX_COMMAND_LINES, f"experiments/{name}.py has {lines} lines: parse, call, print"
-    assert "def main(" in text and 'if __name__ == "__main__":' in text
+def test_commands_are_thin() -> None:
+    offenders = []
+    for name in sorted(COMMANDS):
+        if not (EXP_DIR / f"{name}.py").is_file():
+            offenders.append(f"experiments/{name}.py is missing")
+            continue
+        text = (EXP_DIR / f"{name}.py").read_text()
+        lines = len(text.splitlines())
+        if lines >= MAX_COMMAND_LINES:
+            offenders.append(f"experiments/{name}.py has {lines} lines: parse, call, print")
+        if "def main(" not in text or 'if __name__ == "__main__":' not in text:
+            offenders.append(f"experiments/{name}.py lacks def main( or its __main__ guard")
+    assert not offenders, _listed(offenders)
 
 
-@pytest.mark.parametrize("path", EXPERIMENT_FILES + sorted(MLP_DIR.glob("*.py")),
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_file_outgrows_a_reader(path: Path) -> None:
-    lines = len(path.read_text().splitlines())
-    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines (at most {MAX_LINES})"
+def test_no_file_outgrows_a_reader() -> None:
+    offenders = []
+    for path in EXPERIMENT_FILES + MLP_FILES:
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_LINES:
+            offenders.append(f"{path.relative_to(ROOT)} has {lines} lines (at most {MAX_LINES})")
+    assert not offenders, _listed(offenders)
 
 
-@pytest.mark.parametrize("path", EXPERIMENT_FILES, ids=lambda p: str(p.relative_to(EXP_DIR)))
-def test_no_library_internals_are_reached(path: Path) -> None:
+def _internals(path: Path) -> list[str]:
     """No ``obj._private`` on anything but ``self``/``cls``, no import from a ``_module``."""
-    tree = ast.parse(path.read_text())
     found = []
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text())):
         if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
                 and not node.attr.startswith("__")
                 and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
             found.append(f"line {node.lineno}: .{node.attr}")
-    found += [f"import {n}" for n in _imports(path) if any(
+    found += [f"import {n}" for n in sorted(_imports(path)) if any(
         part.startswith("_") and not part.startswith("__") for part in n.split(".")[:-1])]
-    assert not found, f"{path.relative_to(ROOT)} reaches into internals: {found}"
+    return found
+
+
+def test_no_library_internals_are_reached() -> None:
+    offenders = [f"{path.relative_to(ROOT)} reaches into internals: {found}"
+                 for path in EXPERIMENT_FILES if (found := _internals(path))]
+    assert not offenders, _listed(offenders)
 
 
 def test_importing_every_module_does_nothing(tmp_path: Path) -> None:

@@ -21,9 +21,11 @@ from collections import Counter
 from collections.abc import Iterator
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from experiments import failpoints
 from experiments.stores import store_lock
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -57,38 +59,72 @@ def top_up(study: optuna.Study, n_trials: int) -> int:
     return max(0, missing)
 
 
-def claim(study: optuna.Study, url: str) -> optuna.Trial | None:
+def claim(study: optuna.Study, url: str, *, storage: RDBStorage | None = None,
+          worker: str | None = None) -> optuna.Trial | None:
     """Take one WAITING trial (a ticket or a retry) and start it, or None when none is waiting.
+    The claimed trial has its first heartbeat (with ``storage``'s heartbeat on) and its
+    ``worker`` recorded before this returns.
 
     Under the store's lock: SQLite ignores the ``SELECT ... FOR UPDATE`` behind ``Study.ask``'s
     WAITING -> RUNNING update, and ``ask`` would create a trial beyond the budget if another
-    worker took the last ticket between the check and the ask."""
+    worker took the last ticket between the check and the ask. A trial whose worker died between
+    its claim and its first beat has no heartbeat, so Optuna would never see it stale: it gets a
+    beat here (:func:`adopt_unbeaten`), goes stale like any other and is failed and rerun."""
     with store_lock(url, "claim"):
+        adopt_unbeaten(storage, study)
         if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             return None
         with warnings.catch_warnings():  # "heartbeat ... supposed to be used with optimize":
             warnings.simplefilter("ignore", UserWarning)  # this loop beats itself (heartbeat())
-            return study.ask()
+            trial = study.ask()
+        failpoints.hit("worker.claim")
+        if storage is not None and storage.get_heartbeat_interval() is not None:
+            storage.record_heartbeat(trial_id_of(storage, study, trial.number))
+        if worker is not None:
+            trial.set_user_attr("worker", worker)
+        return trial
+
+
+def trial_id_of(storage: RDBStorage, study: optuna.Study, number: int) -> int:
+    return storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study.study_name), number)
+
+
+# Optuna's stale check skips RUNNING trials without a heartbeat row (RDBStorage has no public
+# query for them); read through the storage's public engine, pinned in test_budget.py.
+_UNBEATEN = sqlalchemy.text(
+    "SELECT t.trial_id FROM trials t JOIN studies s ON s.study_id = t.study_id "
+    "WHERE s.study_name = :name AND t.state = 'RUNNING' AND NOT EXISTS "
+    "(SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)")
+
+
+def adopt_unbeaten(storage: RDBStorage | None, study: optuna.Study) -> int:
+    """Give every RUNNING trial that never had a heartbeat one now, so its staleness is counted
+    from here; returns how many. Called under the claim lock, which every first beat is taken
+    under too, so no live worker is between its claim and its first beat."""
+    if storage is None or storage.get_heartbeat_interval() is None:
+        return 0
+    with storage.engine.connect() as conn:
+        ids = [row[0] for row in conn.execute(_UNBEATEN, {"name": study.study_name})]
+    for trial_id in ids:
+        storage.record_heartbeat(trial_id)
+    return len(ids)
 
 
 @contextlib.contextmanager
 def heartbeat(storage: RDBStorage | None, study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Record the trial's heartbeat every ``heartbeat_interval`` seconds while the block runs
-    (what ``Study.optimize`` does for its own trials), from the claim on: a trial whose worker
-    dies before its first beat would never be seen as stale."""
+    (what ``Study.optimize`` does for its own trials); the first beat was recorded by the claim."""
     interval = storage.get_heartbeat_interval() if storage is not None else None
     if interval is None:
         yield
         return
-    trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(study.study_name), trial.number)
+    trial_id = trial_id_of(storage, study, trial.number)
     stop = threading.Event()
 
     def beat() -> None:
-        while True:
+        while not stop.wait(interval):
             storage.record_heartbeat(trial_id)
-            if stop.wait(interval):
-                return
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
     thread.start()

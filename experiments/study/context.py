@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages import RDBStorage
 
-from experiments import tracking
+from experiments import failpoints, tracking
 from experiments.cli import USAGE_ERRORS, one_line
 from experiments.config import Config, compose_config, to_config
 from experiments.stores import mask_url, probe
@@ -124,6 +124,7 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
     problem = probe(url)
     if problem:
         raise ConnectionError(f"cannot open sweep.storage={mask_url(url)}: {mask_url(problem)}")
+    failpoints.hit("study.create")
     try:
         ctx.storage = open_storage(url, heartbeat=cfg.sweep.heartbeat,
                                    on_stale=lambda s, t: runs.close_stale(ctx, t, s.study_name))

@@ -9,9 +9,7 @@ a killed process left RUNNING. Adding trials later finishes the study again."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import sys
 import tempfile
 import warnings
@@ -24,7 +22,7 @@ from matplotlib import pyplot as plt
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from experiments import tracking
+from experiments import failpoints, tracking
 from experiments.cli import one_line
 from experiments.config import Config, local_conf_dir, number, report_command, reproduce, short_name
 from experiments.stores import held_lock, mask_url
@@ -35,14 +33,12 @@ from experiments.study.runs import close_orphans
 from experiments.study.samplers import exhausted
 from experiments.training import tracked_run
 
-STAGES = ("plots", "best", "retrain", "closed")
+STAGES = ("plots", "best", "retrain", "closed")  # each has the failpoint finish.STAGE
 SUMMARY_ATTR = "finish.summary"
-KILL_AT = "MLP_KILL_AT"  # the crash-safety tests: kill -9 this process inside the named stage
 
 
 def crash_point(stage: str) -> None:
-    if os.environ.get(KILL_AT) == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
+    failpoints.hit(f"finish.{stage}")
 
 
 def ready(study: optuna.Study, n_trials: int, *, spent: bool) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from experiments import tracking
+from experiments import failpoints, tracking
 from experiments.cli import USAGE_ERRORS, fail, one_line, quiet_libraries
 from experiments.config import plural
 from experiments.stores import mask_url
@@ -110,6 +110,10 @@ def run_sweep(overrides: list[str]) -> int:
     """The sweep command: check, run, finish; one-line errors with the documented exit codes
     (2 bad input, another experiment under the study's name or an unreachable store, 1 a study
     that cannot go on, 130 interrupted)."""
+    try:
+        failpoints.check()
+    except failpoints.FailpointError as exc:
+        fail(str(exc))
     quiet_libraries()
     quiet_optuna()
     setup_torch()

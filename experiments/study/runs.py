@@ -4,6 +4,8 @@ never recorded (a process stopped between creating the run and noting its id).""
 from __future__ import annotations
 
 import datetime
+import os
+import socket
 from typing import TYPE_CHECKING
 
 import optuna
@@ -71,7 +73,8 @@ def close_orphans(ctx: SweepContext, study: optuna.Study) -> int:
     """Close the runs that stopped processes left RUNNING, as their trial's state says: an
     interrupted retrain (only the finisher, under its lock, creates one), and a trial's run whose
     trial ended more than ``ORPHAN_SECONDS`` ago (a live worker may still be sending that run's
-    last calls, queued while the tracking server was away). Returns how many were closed."""
+    last calls, queued while the tracking server was away) or whose worker on this machine is
+    gone. Returns how many were closed."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     now, closed = datetime.datetime.now(), 0
     for run in running(ctx, study.study_name):
@@ -79,7 +82,8 @@ def close_orphans(ctx: SweepContext, study: optuna.Study) -> int:
         if tags.get("kind") == "trial":
             trial = trials.get(int(tags.get("optuna.trial", -1)))
             ended = trial.datetime_complete if trial is not None else None
-            if trial is not None and (ended is None or (now - ended).total_seconds() < ORPHAN_SECONDS):
+            if trial is not None and (ended is None or (now - ended).total_seconds() < ORPHAN_SECONDS
+                                      ) and not worker_gone(trial):
                 continue
             state = trial.state if trial is not None else TrialState.FAIL
             why = (tracking.FAILED if state == TrialState.FAIL else tracking.FINISHED,
@@ -97,6 +101,23 @@ def close_orphans(ctx: SweepContext, study: optuna.Study) -> int:
     if closed:
         print(f"closed {plural(closed, 'MLflow run')} that stopped processes left RUNNING", flush=True)
     return closed
+
+
+def worker_gone(trial: FrozenTrial) -> bool:
+    """True when the trial has ended and its worker ran on this machine and is no longer
+    running: nobody will close its run. (A worker elsewhere gets ``ORPHAN_SECONDS``.)"""
+    host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+    if not trial.state.is_finished() or host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def close_stale(ctx: SweepContext, trial: FrozenTrial, study_name: str) -> None:

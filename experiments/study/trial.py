@@ -14,12 +14,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from experiments import tracking
+from experiments import failpoints, tracking
 from experiments.cli import chain, epoch_progress, one_line
 from experiments.config import short_name
 from experiments.stores import mask_url
 from experiments.study import runs, signals
-from experiments.study.budget import add_tickets, heartbeat
+from experiments.study.budget import add_tickets, heartbeat, trial_id_of
 from experiments.study.context import SweepContext
 from experiments.study.runs import outcome_of, run_name
 from experiments.study.space import sample
@@ -56,6 +56,7 @@ def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, 
         with signals.deferred():  # the study's store is written whole or not at all
             trial.report(best["value"], step=epoch)
             prune = trial.should_prune()
+        failpoints.hit("trial.epoch_end")
         if prune:
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric} best {best['value']:.4f})")
     return report
@@ -70,20 +71,28 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
     try:
         # Beat from the claim on: a trial whose worker dies before its first beat is never stale.
         with heartbeat(ctx.storage, study, trial):
+            failpoints.hit("trial.start")
             with signals.deferred():  # the run's id is recorded before anything can interrupt
                 log = EpochLog(ctx, trial.number, _child_run(ctx, study, trial))
             state, value, status, note, tags = _train(ctx, study, trial, log, best)
         with signals.deferred():
             _close(ctx, study, trial.number, log, state, value, status, tags, best)
     except KeyboardInterrupt:
-        try:
-            abandon(ctx, study, trial.number, "interrupted (Ctrl-C or SIGTERM)", log=log, best=best)
-        except Exception as exc:  # noqa: BLE001 - a store busy or gone: the heartbeat fails it later
-            print(f"warning: trial {trial.number} could not be closed ({mask_url(one_line(exc))[:200]}); "
-                  "the next run fails and replaces it once its heartbeat is stale",
-                  file=sys.stderr, flush=True)
+        abandon_quietly(ctx, study, trial.number, "interrupted (Ctrl-C or SIGTERM)", log=log, best=best)
         raise
     return Outcome(state, value, time.perf_counter() - start, note)
+
+
+def abandon_quietly(ctx: SweepContext, study: optuna.Study, number: int, reason: str, *,
+                    log: EpochLog | None = None, best: dict[str, float] | None = None) -> None:
+    """:func:`abandon`, or one warning line when the store is busy or gone (the heartbeat fails
+    the trial later)."""
+    try:
+        abandon(ctx, study, number, reason, log=log, best=best)
+    except Exception as exc:  # noqa: BLE001 - a store busy or gone: the heartbeat fails it later
+        print(f"warning: trial {number} could not be closed ({mask_url(one_line(exc))[:200]}); "
+              "the next run fails and replaces it once its heartbeat is stale",
+              file=sys.stderr, flush=True)
 
 
 def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: EpochLog,
@@ -126,9 +135,12 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
 
 
 def abandon(ctx: SweepContext, study: optuna.Study, number: int, reason: str, *,
-            log: EpochLog | None = None, best: dict[str, float] | None = None) -> None:
+            log: EpochLog | None = None, best: dict[str, float] | None = None) -> bool:
     """Fail trial ``number`` of a stopped worker, close its runs as KILLED (found by their tags
-    when the id never got recorded) and add a ticket to replace it."""
+    when the id never got recorded) and add a ticket to replace it. A trial that has already
+    ended (an interrupt that came just after its close) is left as it ended: False."""
+    if state_of(ctx, study, number).is_finished():
+        return False
     if log is not None:
         _close(ctx, study, number, log, TrialState.FAIL, None, tracking.KILLED,
                {"error": reason}, best or {})
@@ -138,6 +150,14 @@ def abandon(ctx: SweepContext, study: optuna.Study, number: int, reason: str, *,
     with contextlib.suppress(Exception):  # a tracking server that is gone closes nothing
         runs.close_trial(ctx, study.study_name, number, tracking.KILLED, reason)
     add_tickets(study, 1, reason="replaces-interrupted")
+    return True
+
+
+def state_of(ctx: SweepContext, study: optuna.Study, number: int) -> TrialState:
+    """Trial ``number``'s state as stored now."""
+    if ctx.storage is not None:
+        return ctx.storage.get_trial(trial_id_of(ctx.storage, study, number)).state
+    return next(t.state for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
 @dataclass
@@ -207,6 +227,7 @@ def _close(ctx: SweepContext, study: optuna.Study, number: int, log: EpochLog,
     epochs, the state tags and the best score in one request, then the run's status."""
     study.tell(number, value if state == TrialState.COMPLETE else None, state=state,
                skip_if_finished=True)
+    failpoints.hit("trial.close")
     if "value" in best:  # the score and where it was reached, at the step of the last epoch
         metric = ctx.cfg.sweep.metric
         final = {f"{metric}_best": best["value"], "best_epoch": best["epoch"]}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from experiments import failpoints
 from experiments.config import plural
 from experiments.study import signals
 from experiments.study.budget import claim, counts, done, trained_epochs
@@ -27,6 +28,7 @@ from experiments.study.trial import (
     WORKER,
     Outcome,
     abandon,
+    abandon_quietly,
     describe,
     run_trial,
     worker_name,
@@ -57,11 +59,8 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
                   flush=True)
             return failures
         optuna.storages.fail_stale_trials(study)
-        with signals.deferred():  # a claimed trial always knows its worker
-            trial = claim(study, ctx.cfg.sweep.storage)
-            if trial is not None:
-                trial.set_user_attr("worker", WORKER)
-        if trial is None:
+        out = claim_and_run(ctx, study)
+        if out is None:
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if running:  # others' trials may come back (failed, or their worker dead)
                 said = say_waiting(ctx, running, said)
@@ -69,7 +68,8 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
                 continue
             return failures
         said = None
-        out = run_trial(ctx, study, trial)
+        trial, out = out
+        failpoints.hit("trial.closed")
         progress(ctx, study, trial, out)
         failures += out.state == TrialState.FAIL
         if failures > ctx.cfg.sweep.max_failures:
@@ -77,6 +77,22 @@ def _work(ctx: SweepContext, study: optuna.Study, *, deadline: float | None) -> 
                              f"{ctx.cfg.sweep.max_failures}); last error: {out.note}")
     print("the sampler has no new points (grid done): no new trials are started", flush=True)
     return failures
+
+
+def claim_and_run(ctx: SweepContext, study: optuna.Study) -> tuple[optuna.Trial, Outcome] | None:
+    """Claim a trial and run it; None when none is waiting. An interrupt from the claim on
+    fails the trial and adds a ticket for it (see :func:`abandon`), wherever it lands."""
+    trial = None
+    try:
+        with signals.deferred():  # the claim, its first beat and its worker: all or nothing
+            trial = claim(study, ctx.cfg.sweep.storage, storage=ctx.storage, worker=WORKER)
+        if trial is None:
+            return None
+        return trial, run_trial(ctx, study, trial)
+    except KeyboardInterrupt:
+        if trial is not None:  # run_trial abandons its own; this one landed before it began
+            abandon_quietly(ctx, study, trial.number, "interrupted (Ctrl-C or SIGTERM)")
+        raise
 
 
 WAIT_NOTE_AFTER = 5.0  # a wait shorter than this says nothing (another worker's last trial)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from experiments import failpoints
 from experiments.cli import one_line
 from experiments.config import plural
 from experiments.stores import mask_url
@@ -53,7 +54,10 @@ class Outbox:
                 self._defer(what, job)
                 return None
         try:
-            return job()
+            failpoints.hit("mlflow.send")
+            answer = job()
+            failpoints.hit("mlflow.sent")
+            return answer
         except Exception as exc:  # noqa: BLE001 - transient() decides; the rest is re-raised
             if not transient(exc):
                 raise

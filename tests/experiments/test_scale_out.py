@@ -103,15 +103,12 @@ def _check_runs(server: TrackingServer, experiment: str, study: optuna.Study, ch
 
 
 def _settled_children(server: TrackingServer, experiment: str, storage: str,
-                      name: str = QUICK) -> dict[int, list] | None:
-    """The FINISHED trial runs once they are exactly the COMPLETE trials (at least one), else None.
-
-    A worker tells Optuna first and closes the trial's MLflow run just after, so while workers
-    run the two stores can differ for a moment. MLflow is read first: a run FINISHED there is
-    COMPLETE in Optuna for good, so equal sets mean the two agreed when MLflow was read."""
+                      name: str = QUICK, *, count: int) -> dict[int, list] | None:
+    """The FINISHED trial runs once they are ``count`` and exactly the COMPLETE trials, else None
+    (the workers close a trial's MLflow run just after they tell Optuna)."""
     children = _finished_children(server, experiment)
     complete = {t.number for t in _trials(storage, name) if t.state == TrialState.COMPLETE}
-    return children if complete and set(children) == complete else None
+    return children if len(complete) == count and set(children) == complete else None
 
 
 @pytest.mark.slow
@@ -138,60 +135,58 @@ def test_independent_workers_and_a_spawning_one_run_exactly_the_budget(
 def test_a_worker_killed_mid_trial_is_failed_retried_and_nothing_is_lost(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
     exp, n = f"kill-{uuid.uuid4().hex[:8]}", 5
-    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=12000",
-                      "data.val_size=1000", "train.epochs=12", "sweep.heartbeat=2")
+    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=3000",
+                      "data.val_size=1000", "train.epochs=3", "sweep.heartbeat=2")
     with Sweeps(tmp_path, env=WORKER_ENV) as workers:
-        for _ in range(3):
-            workers.start(args)
-        pid, victim = workers.kill_mid_trial(lambda: _trials(storage, FULL), epochs=12)
-        # Its trial stays RUNNING until a live worker finds it stale (6 s after its last beat).
-        done_before = {t.number for t in _trials(storage, FULL) if t.state == TrialState.COMPLETE}
+        # Two workers pause at their first trial's start; the third kills itself at the end of
+        # its first trial's second epoch, while the others hold trials of their own. Then they
+        # go on, find its trial stale (6 s after its last beat), fail it and run it again.
+        live = [workers.start(args, failpoints="trial.start=1:pause") for _ in range(2)]
+        victim = workers.start(args, failpoints="trial.epoch_end=2:kill")
+        workers.paused("trial.start", 2)
+        assert victim.wait(timeout=300) == -signal.SIGKILL, workers.output(victim)
+        workers.resume("trial.start")
         results = workers.wait()
-    codes = {p.pid: code for p, (code, _) in zip(workers.procs, results, strict=True)}
-    assert codes.pop(pid) == -signal.SIGKILL and all(c == 0 for c in codes.values()), results
+    assert all(code == 0 for p, (code, _) in zip(workers.procs, results, strict=True) if p in live), results
     assert any("its worker stopped beating" in out for _, out in results)
 
     study = _study(storage, FULL)
     by_number = {t.number: t for t in study.trials}
+    (dead,) = [t for t in study.trials if t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
     assert len(by_number) == len(study.trials) == n + 1  # one failed, re-enqueued, run again
-    assert by_number[victim].state == TrialState.FAIL
+    assert dead.state == TrialState.FAIL and sorted(dead.intermediate_values) == [1, 2]
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == n
-    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == victim]
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
-    assert retry[0].params == by_number[victim].params
-    assert all(by_number[k].state == TrialState.COMPLETE for k in done_before)
-    dead = MlflowClient(server.uri).get_run(by_number[victim].user_attrs["mlflow_run_id"])
-    assert dead.info.status == "FAILED" and dead.data.tags["optuna.state"] == "FAIL"
-    assert "heartbeat" in dead.data.tags["error"]
-    _check_children(server, exp, study, epochs=12)
+    assert retry[0].params == dead.params
+    run = MlflowClient(server.uri).get_run(dead.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED" and run.data.tags["optuna.state"] == "FAIL"
+    assert "heartbeat" in run.data.tags["error"]
+    _check_children(server, exp, study, epochs=3)
 
 
 @pytest.mark.slow
 @needs_postgres
 def test_a_tracking_server_restart_mid_study_loses_nothing(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
-    exp, n, epochs = f"restart-{uuid.uuid4().hex[:8]}", 12, 8
-    # Not the quick form (at most 6 trials, 3 epochs): trials of a second or two, and plenty of
-    # them left to run while the server is down.
-    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=6000",
+    exp, n, epochs = f"restart-{uuid.uuid4().hex[:8]}", 8, 3
+    args = _overrides(storage, server, exp, n, "sweep.quick=false", "data.limit_train=3000",
                       "data.val_size=1000", f"train.epochs={epochs}")
     # No client-side HTTP retries: the outage reaches the sweep's own queue (tracking.Outbox).
     with Sweeps(tmp_path, env={**WORKER_ENV, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}) as workers:
-        for _ in range(2):
-            workers.start(args)
-        settled = wait_for(lambda: _settled_children(server, exp, storage, FULL),
-                            "a first complete trial with its MLflow run closed")
+        for _ in range(2):  # each pauses before its second trial, its first one done
+            workers.start(args, failpoints="trial.start=2:pause")
+        workers.paused("trial.start", 2)
+        # Paused, the workers still send their first trials' last MLflow calls: wait for them.
+        settled = wait_for(lambda: _settled_children(server, exp, storage, FULL, count=2),
+                           "the two first trials complete with their MLflow runs closed")
+        study = _study(storage, FULL)
+        before = _check_runs(server, exp, study, settled, epochs=epochs)
         try:
-            # Stopped with the workers frozen and trials left to run: their next MLflow call
-            # meets the outage, however fast the rest of the study would have gone.
-            with workers.frozen():
-                study = _study(storage, FULL)
-                before = _check_runs(server, exp, study, settled, epochs=epochs)
-                left = [t.number for t in study.trials if t.state != TrialState.COMPLETE]
-                assert left, "every trial finished before the tracking server could be stopped"
-                server.stop()
+            server.stop()  # then every MLflow call of the second trials meets the outage
+            workers.resume("trial.start")
             wait_for(lambda: workers.said("queued until the tracking server answers"),
-                      "a worker to queue an MLflow call while the tracking server is down")
+                     "a worker to queue an MLflow call while the tracking server is down")
         finally:  # the module's other tests share this server
             server.start()
         results = workers.wait()

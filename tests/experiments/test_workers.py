@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import optuna
@@ -16,13 +17,13 @@ pytestmark = pytest.mark.slow
 
 
 def _args(tmp: Path, n: int, *extra: str) -> list[str]:
-    """A study of learning rates for a 2x1024 MLP on 6,000 images: trials of a few seconds."""
+    """A study of learning rates for a small MLP on 2,000 images."""
     (tmp / "conf" / "search").mkdir(parents=True, exist_ok=True)
     (tmp / "conf" / "search" / "lr.yaml").write_text(
         "# learning rate only\nparams:\n  optim.lr: tag(log, interval(0.05, 0.5))\n")
     return [f"data.root={DATA_ROOT}", "sweep.quick=true",
-            f"hydra.searchpath=[file://{tmp}/conf]", "search=lr", "model.depth=2",
-            "model.width=1024", "data.limit_train=6000", "train.epochs=3", "model.init=he",
+            f"hydra.searchpath=[file://{tmp}/conf]", "search=lr", "model.width=64",
+            "data.limit_train=2000", "data.val_size=500", "train.epochs=3", "model.init=he",
             "sweep.pruner=none",
             "sweep.sampler=random", "sweep.retrain_best=false", f"sweep.n_trials={n}",
             f"sweep.storage=sqlite:///{tmp}/optuna.db", f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
@@ -42,8 +43,12 @@ def _trial_runs(tmp: Path) -> dict[int, object]:
 
 def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
     with Sweeps(tmp_path) as sweeps:
-        proc = sweeps.start(_args(tmp_path, 6, "sweep.workers=2"))
-        proc.wait(timeout=900)  # sweep.quick stops starting trials after 300 s
+        # Each worker pauses at its first trial's start, so both hold a trial however fast the
+        # machine (one worker could otherwise run all six before the other has started).
+        proc = sweeps.start(_args(tmp_path, 6, "sweep.workers=2"), failpoints="trial.start=1:pause")
+        sweeps.paused("trial.start", 2)
+        sweeps.resume("trial.start")
+        proc.wait(timeout=900)
         assert proc.returncode == 0, sweeps.output(proc)
     trials = _study(tmp_path).trials
     assert sorted(t.number for t in trials) == list(range(6))
@@ -58,28 +63,22 @@ def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
 def test_a_worker_killed_mid_trial_is_recovered(tmp_path: Path) -> None:
     args = _args(tmp_path, 6, "sweep.heartbeat=1")
     with Sweeps(tmp_path) as sweeps:
-        # One worker creates the study and is killed in the middle of a trial (one or two of its
-        # three epochs reported); then a second worker attaches and must recover that trial.
-        first = sweeps.start(args)
-        _, victim = sweeps.kill_mid_trial(lambda: _trials(tmp_path), epochs=3)
-        first.wait(timeout=30)
+        # One worker creates the study and kills itself at the end of its second epoch of three;
+        # then a second worker attaches and must recover that trial.
+        first = sweeps.start(args, failpoints="trial.epoch_end=2:kill")
+        first.wait(timeout=600)
+        assert first.returncode == -signal.SIGKILL, sweeps.output(first)
         second = sweeps.start(args)
         second.wait(timeout=900)
         assert second.returncode == 0, sweeps.output(second)
 
     study = _study(tmp_path)
-    killed = study.trials[victim]
-    assert killed.state == TrialState.FAIL
+    (killed,) = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert sorted(killed.intermediate_values) == [1, 2]  # killed mid-trial, two epochs in
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(done) == 6 and len(study.trials) == 7  # six done, one failed and retried
     retry = [t for t in done if t.system_attrs.get("failed_trial") == killed.number]
     assert retry and retry[0].params == killed.params
-    assert _trial_runs(tmp_path)[victim].info.status == "FAILED"
-    assert _trial_runs(tmp_path)[victim].info.run_name.split()[:2] == [f"trial-{victim:04d}", "FAILED"]
-
-
-def _trials(tmp: Path) -> list[optuna.trial.FrozenTrial]:
-    try:
-        return _study(tmp).trials
-    except KeyError:  # the worker has not created the study yet
-        return []
+    run = _trial_runs(tmp_path)[killed.number]
+    assert run.info.status == "FAILED"
+    assert run.info.run_name.split()[:2] == [f"trial-{killed.number:04d}", "FAILED"]

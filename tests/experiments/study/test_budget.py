@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from experiments.stores.scratch import scratch_database
 from experiments.study import claim, open_storage, serialised, top_up
-from experiments.study.budget import TICKET, add_tickets, heartbeat
+from experiments.study.budget import TICKET, add_tickets, adopt_unbeaten, heartbeat
 from experiments.study.samplers import GridSampler, exhausted
 from tests.conftest import needs_postgres, wait_for
 
@@ -146,3 +146,19 @@ def test_the_grid_sampler_reports_its_end_without_an_optimize_loop(tmp_path: Pat
         seen.append(trial.suggest_categorical("w", [16, 32]))
         study.tell(trial, 0.5)
     assert sorted(seen) == [16, 32] and exhausted(study)
+
+
+def test_a_trial_claimed_without_a_heartbeat_is_given_one_and_so_can_go_stale(tmp_path: Path) -> None:
+    """A worker killed between its claim and its first beat leaves a RUNNING trial that Optuna's
+    stale check never sees (it skips trials without a heartbeat). The next claim gives it a beat,
+    so it goes stale and is rerun like any other; a claim's own trial has its beat at once."""
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    storage = open_storage(url, heartbeat=60)
+    study = optuna.create_study(study_name="s", storage=storage)
+    add_tickets(study, 2)
+    orphan = study.ask()  # claimed, then the worker died: no beat, no worker attribute
+    assert adopt_unbeaten(storage, study) == 1 and adopt_unbeaten(storage, study) == 0
+    mine = claim(study, url, storage=storage, worker="host:1")
+    assert adopt_unbeaten(storage, study) == 0  # the claim beat for its trial
+    assert mine.number != orphan.number and study.trials[mine.number].user_attrs == {
+        TICKET: "budget", "worker": "host:1"}
