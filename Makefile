@@ -36,10 +36,10 @@ sweep: setup  ## the main job: a small default Optuna study, tracked in MLflow
 train: setup  ## one tracked run with the chapter's defaults
 	$(BIN)/python -m experiments.train $(ARGS)
 
-test: setup test-tools  ## the whole suite, slow tests included (what CI runs)
-	$(BIN)/python -m pytest -q $(ARGS)
+test: setup test-tools  ## the whole suite, slow tests included (what CI runs), with the 15 slowest
+	$(BIN)/python -m pytest -q --durations=15 $(ARGS)
 
-test-fast: setup
+test-fast: setup  ## before every commit: all but the multi-process and end-to-end tests (about a minute)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 lint: $(STAMP)

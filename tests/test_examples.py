@@ -146,6 +146,7 @@ def runnable() -> list[tuple[str, str, str, list[str]]]:
     return sorted(todo, key=lambda t: phase(t[2], t[3]))
 
 
+@pytest.mark.slow  # every command's --help, composed
 def test_examples_are_found_in_every_help_and_the_readme() -> None:
     helps = {m: help_examples(m) for m in COMMANDS}
     for module in ("experiments.sweep", "experiments.train", "experiments.report",
@@ -160,6 +161,12 @@ def test_examples_are_found_in_every_help_and_the_readme() -> None:
     known = set(COMMANDS)
     for example, where, module, _ in runnable():
         assert module in known, f"{example!r} ({where}) runs an unknown command {module}"
+    # Every ready experiment runs in its quick form here (strategies through its own driver).
+    ran = {a.split("=", 1)[1] for _, _, m, args in runnable() if m == "experiments.sweep"
+           for a in args if a.startswith("+experiment=")}
+    ran |= {"strategies"} if any(m == "experiments.strategies" for _, _, m, _ in runnable()) else set()
+    ready = {p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")}
+    assert ready <= ran, f"ready experiments no example runs: {sorted(ready - ran)}"
 
 
 ARGPARSE = ("experiments.report", "experiments.compare", "experiments.replicate",
@@ -195,6 +202,9 @@ def run_examples(todo: list[tuple[str, str, str, list[str]]]) -> list[str]:
         if code not in (0, None):
             failures.append(f"{example!r} ({where}) as {args}: exit {code}: "
                             f"{(err.getvalue() or out.getvalue()).strip()[-600:]}")
+        failed = re.findall(r"^\[\d+/\d+\] trial \d+ FAIL: .*$", out.getvalue(), re.M)
+        if failed:  # a sweep goes on past a failed trial; an example must not have one
+            failures.append(f"{example!r} ({where}) as {args}: {failed[0][:300]}")
     return failures
 
 

@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 from experiments import activations
 
 
+@pytest.mark.slow
 def test_activations_are_drawn_written_and_logged(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     assert activations.main([f"mlflow.tracking_uri=sqlite:///{workdir}/mlflow.db"]) == 0
     out = capsys.readouterr().out

@@ -11,6 +11,8 @@ from experiments import compare
 from experiments.config import load_config
 from tests.experiments.test_report import run_studies
 
+pytestmark = pytest.mark.slow  # end-to-end: every test reads studies run for the module
+
 STUDIES = ("test-compare-seed0", "test-compare-seed1")
 
 

@@ -1,4 +1,6 @@
-"""Every ready experiment (the chapter's exercises) composes and runs in its quick form."""
+"""The ready experiments (the chapter's exercises): each is there, its quick form is small, the
+learning-rate grid survives diverging rates, the strategies driver summarises. Each one runs in
+its quick form in tests/test_examples.py (every experiment is a README example)."""
 
 from pathlib import Path
 
@@ -9,6 +11,8 @@ from optuna.trial import TrialState
 from experiments import strategies, sweep
 from experiments.config import load_config
 from tests.conftest import DATA_ROOT
+
+pytestmark = pytest.mark.slow  # end-to-end: whole studies or runs on real data
 
 EXPERIMENTS = sorted(p.stem for p in (Path(__file__).parents[2] / "conf" / "experiment").glob("*.yaml"))
 
@@ -29,16 +33,6 @@ def test_quick_form_is_small_whatever_the_experiment_asks() -> None:
     cfg = load_config(["+experiment=joint", "sweep.quick=true"])
     assert cfg.sweep.n_trials <= 6 and cfg.sweep.timeout <= 300 and cfg.train.epochs <= 3
     assert cfg.data.limit_train <= 10000
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_runs_in_quick_form(workdir: Path, name: str) -> None:
-    assert sweep.main([f"+experiment={name}", *_quick(workdir)]) == 0
-    cfg = load_config([f"+experiment={name}"])
-    study = optuna.load_study(study_name=cfg.sweep.study_name + "-quick",
-                              storage=f"sqlite:///{workdir}/optuna.db")
-    assert len(study.trials) == min(2, cfg.sweep.n_trials)  # precision: one trial, the defaults
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
 
 
 def test_learning_rate_grid_records_diverging_rates_instead_of_crashing(workdir: Path) -> None:

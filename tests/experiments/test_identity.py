@@ -32,6 +32,7 @@ def refused(args: list[str], capsys: pytest.CaptureFixture) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_another_experiment_under_the_study_name_is_refused_and_nothing_is_written(
         workdir: Path, capsys: pytest.CaptureFixture) -> None:
     assert sweep.main(overrides(workdir, n=2, extra=("sweep.pruner=none",))) == 0
@@ -54,6 +55,7 @@ def test_another_experiment_under_the_study_name_is_refused_and_nothing_is_writt
     assert len(load(workdir).trials) == 3
 
 
+@pytest.mark.slow
 def test_the_quick_form_is_a_study_of_its_own(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     assert sweep.main(overrides(workdir, n=2, extra=("sweep.quick=true",
                                                      "sweep.retrain_best=false"))) == 0
@@ -63,6 +65,7 @@ def test_the_quick_form_is_a_study_of_its_own(workdir: Path, capsys: pytest.Capt
     assert len(load(workdir, "s-quick").trials) == 2 and len(load(workdir).trials) == 2
 
 
+@pytest.mark.slow
 def test_a_study_from_before_identities_is_checked_against_its_recorded_overrides(
         workdir: Path, capsys: pytest.CaptureFixture) -> None:
     """A study created by the previous version: no identity, its overrides and parent recorded.
@@ -89,6 +92,7 @@ def test_a_study_from_before_identities_is_checked_against_its_recorded_override
     assert len(study.trials) == 2 and study.user_attrs["identity"]["optim.momentum"] == "0.5"
 
 
+@pytest.mark.slow
 def test_precision_is_part_of_the_experiment_and_older_studies_read_as_fp32(
         workdir: Path, capsys: pytest.CaptureFixture) -> None:
     """The identity holds the precision as resolved (auto -> fp32 or bf16 on this machine); a
@@ -107,6 +111,7 @@ def test_precision_is_part_of_the_experiment_and_older_studies_read_as_fp32(
     assert len(load(workdir).trials) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["../../../escaped", "my study/v2"])
 def test_a_study_name_becomes_a_safe_file_name_and_a_quoted_command(
         workdir: Path, capsys: pytest.CaptureFixture, name: str) -> None:
@@ -122,6 +127,7 @@ def test_a_study_name_becomes_a_safe_file_name_and_a_quoted_command(
     assert shlex.split(report)[4] == name  # quoted for the shell
 
 
+@pytest.mark.slow
 def test_loss_normalisation_and_folds_are_part_of_the_experiment_and_older_studies_read_as_before(
         workdir: Path, capsys: pytest.CaptureFixture) -> None:
     """A study recorded before these keys existed trained with cross-entropy on unscaled pixels

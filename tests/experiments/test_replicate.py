@@ -14,6 +14,8 @@ from experiments import replicate, report
 from experiments.results.replicate import interval
 from tests.experiments.test_report import run_studies, stores
 
+pytestmark = pytest.mark.slow  # end-to-end: whole studies or runs on real data
+
 STUDY = "test-replicate"
 
 

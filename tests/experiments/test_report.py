@@ -19,6 +19,8 @@ from experiments import report, sweep
 from experiments.config import load_config
 from tests.conftest import DATA_ROOT, run_in_session
 
+pytestmark = pytest.mark.slow  # end-to-end: every test reads studies run for the module
+
 TINY = {"model.width": "choice(16,32)", "optim.lr": "tag(log, interval(0.05, 0.5))"}
 STUDIES = ("test-report-seed0", "test-report-seed1")
 

@@ -65,6 +65,7 @@ def children(tmp: Path, kind: str = "trial") -> list:
     return [r for r in runs(tmp) if r.data.tags.get("kind") == kind]
 
 
+@pytest.mark.slow
 def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(
         workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sweep.main(overrides(workdir, n=3, extra=("sweep.pruner=none",))) == 0
@@ -118,6 +119,7 @@ def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(
     assert len(load(workdir).trials) == 5
 
 
+@pytest.mark.slow
 def test_long_work_says_how_it_goes(workdir: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     """Output that is not a terminal gets plain progress lines: a trial's epochs and the final
@@ -158,6 +160,7 @@ def test_a_worker_with_nothing_to_claim_says_what_it_waits_for(
     assert "waiting for 2 running trials" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_pruner_that_must_prune_prunes(workdir: Path) -> None:
     space = {"optim.lr": "choice(0.5,1e-7)", "seed": "choice(0,1,2)"}
     args = overrides(workdir, n=6, space=space,
@@ -176,6 +179,7 @@ def test_a_pruner_that_must_prune_prunes(workdir: Path) -> None:
         assert ("pruned@" in names[t.number]) == (t.state == TrialState.PRUNED)
 
 
+@pytest.mark.slow
 def test_diverging_and_raising_trials_leave_the_study_going(
         workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = trial.train_config
@@ -204,6 +208,7 @@ def test_diverging_and_raising_trials_leave_the_study_going(
     assert pruned_runs and all(r.info.run_name.split()[1].startswith("diverged@") for r in pruned_runs)
 
 
+@pytest.mark.slow
 def test_too_many_failures_close_the_parent_run_as_failed(
         workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     def broken(cfg, **kwargs):
@@ -273,6 +278,7 @@ def test_corrupt_data_is_found_once_before_the_study_starts(
     assert not (workdir / "optuna.db").exists() and not (workdir / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_cross_validated_trials_report_the_fold_mean_and_are_pruned_in_lockstep(
         workdir: Path) -> None:
     """Every fold trains each epoch before the mean goes to the pruner; a pruned trial stopped

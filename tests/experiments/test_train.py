@@ -32,6 +32,7 @@ def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
     return out
 
 
+@pytest.mark.slow
 def test_train_logs_everything_a_user_inspects(workdir: Path) -> None:
     assert train.main([*small_overrides(workdir, epochs=3), "model.width=32"]) == 0
     client, run = _only_run(workdir)
@@ -73,6 +74,7 @@ def test_chapter_defaults_reach_0_83_on_the_real_data(tmp_path: Path) -> None:
     assert "epoch 10/10" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["scratch", "concise"])
 def test_bf16_run_records_everything_and_logs_an_fp32_model(
         workdir: Path, capsys: pytest.CaptureFixture, impl: str) -> None:
@@ -88,6 +90,7 @@ def test_bf16_run_records_everything_and_logs_an_fp32_model(
     assert model(torch.rand(2, 784)).dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_a_cross_validated_run_logs_every_fold_the_spread_and_tests_a_refit_once(
         workdir: Path) -> None:
     assert train.main([*small_overrides(workdir, epochs=3), "model.width=32", "data.folds=3"]) == 0
@@ -106,6 +109,7 @@ def test_a_cross_validated_run_logs_every_fold_the_spread_and_tests_a_refit_once
     assert tags["rows"] == "2000" and tags["val_rows"] == "0"
 
 
+@pytest.mark.slow
 def test_a_standardised_run_records_its_scaling_and_logs_a_model_that_takes_pixels(
         workdir: Path) -> None:
     assert train.main([*small_overrides(workdir, epochs=2), "model.width=32",
@@ -121,6 +125,7 @@ def test_a_standardised_run_records_its_scaling_and_logs_a_model_that_takes_pixe
     assert accuracy == pytest.approx(run.data.metrics["test/acc"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_mse_runs_log_their_own_loss(workdir: Path) -> None:
     assert train.main([*small_overrides(workdir, epochs=2), "model.width=32", "train.loss=mse",
                        "optim.lr=0.5"]) == 0

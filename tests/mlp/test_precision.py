@@ -80,6 +80,7 @@ def test_bf16_gradients_stay_close_to_fp32() -> None:
         assert _relative(gb, gf) < 5e-2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("impl", "backward"), [("scratch", "autograd"), ("scratch", "manual"),
                                                 ("concise", "autograd")])
 def test_bf16_training_learns_like_fp32_and_keeps_fp32_weights(impl: str, backward: str) -> None:

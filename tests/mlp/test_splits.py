@@ -55,6 +55,7 @@ def test_impossible_fold_counts_are_refused(k: int) -> None:
         fold_rows(torch.arange(10), k)
 
 
+@pytest.mark.slow
 def test_each_fold_validates_on_its_part_and_trains_on_the_rest() -> None:
     folds = load_folds(DATA_ROOT, folds=5, seed=2)
     vals = [set(f.val_index.tolist()) for f in folds]

@@ -11,6 +11,8 @@ from experiments import report, sweep
 from experiments.results.interactions import Roles, roles
 from tests.conftest import DATA_ROOT
 
+pytestmark = pytest.mark.slow  # end-to-end: whole studies or runs on real data
+
 INIT = CategoricalDistribution(["normal", "scaled", "he"])
 ACTIVATION = CategoricalDistribution(["relu", "sigmoid", "tanh"])
 LR = CategoricalDistribution([0.003, 0.01, 0.03, 0.1, 0.3, 1.0])

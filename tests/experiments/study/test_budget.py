@@ -104,6 +104,7 @@ def test_a_claim_takes_a_waiting_ticket_and_never_creates_a_trial(tmp_path: Path
     assert claim(study, url) is None and len(study.trials) == 2
 
 
+@pytest.mark.slow
 def test_a_silent_trial_is_failed_and_its_parameters_queued_again(tmp_path: Path) -> None:
     """The heartbeat keeps a claimed trial alive; once it stops, ``fail_stale_trials`` fails the
     trial after the grace period (3 x heartbeat) and the retry callback re-enqueues its params."""
