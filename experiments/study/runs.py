@@ -107,16 +107,15 @@ def worker_gone(trial: FrozenTrial) -> bool:
     """True when the trial has ended and its worker ran on this machine and is no longer
     running: nobody will close its run. (A worker elsewhere gets ``ORPHAN_SECONDS``.)"""
     host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-    if not trial.state.is_finished() or host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
+    if (not trial.state.is_finished() or host != socket.gethostname() or not pid.isdigit()
+            or int(pid) == os.getpid()):
         return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
     except PermissionError:  # alive, another user's
-        return False
+        pass
     return False
 
 

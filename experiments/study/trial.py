@@ -69,7 +69,6 @@ def run_trial(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial) -> Ou
     best: dict[str, float] = {}
     log: EpochLog | None = None
     try:
-        # Beat from the claim on: a trial whose worker dies before its first beat is never stale.
         with heartbeat(ctx.storage, study, trial):
             failpoints.hit("trial.start")
             with signals.deferred():  # the run's id is recorded before anything can interrupt

@@ -90,7 +90,7 @@ def claim_and_run(ctx: SweepContext, study: optuna.Study) -> tuple[optuna.Trial,
             return None
         return trial, run_trial(ctx, study, trial)
     except KeyboardInterrupt:
-        if trial is not None:  # run_trial abandons its own; this one landed before it began
+        if trial is not None:  # a trial run_trial already failed is left as it is (abandon)
             abandon_quietly(ctx, study, trial.number, "interrupted (Ctrl-C or SIGTERM)")
         raise
 

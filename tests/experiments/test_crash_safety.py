@@ -102,19 +102,20 @@ def test_the_same_command_completes_a_sweep_killed_at_every_point_in_turn(tmp_pa
     retry_of = {t.system_attrs.get("failed_trial"): t for t in study.trials}
     assert retry_of[1].state == retry_of[2].state == TrialState.COMPLETE
     assert retry_of[2].params == mid.params  # the point it was killed on, trained again
-    runs = {r.data.tags.get("optuna.trial"): r for r in _runs(tmp_path) if r.data.tags.get("kind") == "trial"}
+    every = _runs(tmp_path)
+    runs = {r.data.tags.get("optuna.trial"): r for r in every if r.data.tags.get("kind") == "trial"}
     assert runs["2"].info.status == "FAILED" and "heartbeat" in runs["2"].data.tags["error"]
     assert runs["2"].info.run_name.split()[:2] == ["trial-0002", "FAILED"]
     assert runs[str(told.number)].info.status == "FINISHED"  # closed by the finish, as told
 
-    parent = next(r for r in _runs(tmp_path) if r.data.tags.get("kind") == "study")
+    parent = next(r for r in every if r.data.tags.get("kind") == "study")
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     names = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
     names |= {a.path for a in client.list_artifacts(parent.info.run_id, "best")}
     assert {"optuna/history.png", "optuna/plots.html", "best/params.json",
             "best/experiment.yaml"} <= names
     assert (tmp_path / "conf" / "experiment" / "best" / "mlp-sweep.yaml").exists()
-    retrains = sorted(r.info.status for r in _runs(tmp_path) if r.data.tags.get("kind") == "retrain")
+    retrains = sorted(r.info.status for r in every if r.data.tags.get("kind") == "retrain")
     assert retrains == ["FINISHED", "KILLED"]
     code, out = _run(tmp_path, args)  # once complete, the same command has nothing to do
     assert code == 0 and "study already complete" in out
