@@ -3,20 +3,23 @@
 Speed: one epoch of the default model (784-256-10, relu, sigma 0.01, SGD lr 0.1, batch 256)
 through the seeds' torchvision ``DataLoader`` pipeline, our ``train_epoch`` (autograd and
 manual backward) and a floor of bare matmuls, in fp32 and, where the hardware multiplies bf16
-natively, in bf16; then the same for 784-1024-1024-10 (2x1024). Memory: training vs inference
-peak by depth and batch. All ratios come from the same run; every time is the median of
-interleaved repeats.
+natively, in bf16; then the same for 784-1024-1024-10 (2x1024); the copies a training step
+makes; bf16 against fp32 per activation at 3x1024; and what ``train.precision=auto`` picks here,
+with its pick's epoch against fp32's. Memory: training vs inference peak by depth and batch. All
+ratios come from the same run; every time is the median of interleaved repeats.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 import torch
 
 from experiments.benchmarks.epoch import ROOT, median_times, print_speed, speed_runners
 from experiments.benchmarks.memory import print_memory
+from experiments.benchmarks.precision import print_activations, print_auto, print_copies
 from experiments.config import plural
 from experiments.training import resolve_device, setup_torch
 from mlp.precision import native_bf16
@@ -62,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         print_speed(median_times(runners, repeats), n, title)
     print("floor = addmm, relu, softmax-CE gradient, the backward matmuls and SGD in place on "
           "pre-made random batches, all in the row's dtype; ours also shuffles (a gathered copy) "
-          "every epoch and, in bf16, casts its fp32 weights every step")
+          "every epoch and, in bf16, casts its fp32 parameters every step")
+    print_copies()
+    wide = dataclasses.replace(data, train_x=data.train_x[:1024], train_y=data.train_y[:1024]) \
+        if args.quick else data  # 3x1024 epochs are long: the quick form times a quarter of them
+    if bf16:
+        print_activations(wide, device, args.epochs, repeats)
+    print_auto(wide, device, args.epochs, repeats)
     sizes = [256, 1024] if args.quick else [256, 1024, 4096]
     print_memory([1, 2] if args.quick else [1, 2, 4], sizes, 1024, device)
     return 0

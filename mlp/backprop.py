@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from mlp import functional as F
-from mlp.model import MLP, as_compute
+from mlp.model import MLP
 
 __all__ = ["Cache", "forward_cached", "backward", "logits_grad", "loss_and_grads"]
 
@@ -26,16 +26,17 @@ class Cache:
 
 def forward_cached(model: MLP, x: torch.Tensor, *, training: bool = True) -> tuple[torch.Tensor, Cache]:
     """Forward pass that records the intermediate values the backward pass needs; it runs in
-    ``x``'s dtype like :meth:`MLP.forward` (bf16 images: bf16 products and logits)."""
-    act = F.ACTIVATIONS[model.activation]
+    ``x``'s dtype like :meth:`MLP.forward` (bf16 images: bf16 products, on the casts the model
+    keeps, and bf16 logits)."""
     h = x.reshape(-1, model.sizes[0])  # (B, 784)
+    act = F.ACTIVATIONS[model.activation] if h.dtype == torch.float32 else F.FUSED[model.activation]
     cache = Cache(inputs=[], outputs=[], masks=[], weights=[])
-    *hidden, (w_out, b_out) = model.layers()
+    *hidden, (w_out, b_out) = model.compute_weights(h.dtype)
     with torch.no_grad():
         for w, b in hidden:
             cache.inputs.append(h)
-            cache.weights.append(as_compute(w, h.dtype))
-            a = act(torch.addmm(b.to(h.dtype), h, cache.weights[-1]))  # (B, fan_in) -> (B, fan_out)
+            cache.weights.append(w)
+            a = act(torch.mm(h, w).add_(b))  # (B, fan_in) -> (B, fan_out)
             cache.outputs.append(a)
             mask = None
             if training and model.dropout > 0:
@@ -44,10 +45,9 @@ def forward_cached(model: MLP, x: torch.Tensor, *, training: bool = True) -> tup
             cache.masks.append(mask)
             h = a
         cache.inputs.append(h)
-        cache.weights.append(as_compute(w_out, h.dtype))
-        logits = torch.addmm(b_out.to(h.dtype), h, cache.weights[-1])  # (B, 10)
+        cache.weights.append(w_out)
+        logits = torch.mm(h, w_out).add_(b_out)  # (B, 10)
     return logits, cache
-
 
 
 def logits_grad(log_probs: torch.Tensor, y: torch.Tensor, *, loss: str = "cross_entropy") -> torch.Tensor:
@@ -93,13 +93,15 @@ def backward_from_log_probs(model: MLP, cache: Cache, log_probs: torch.Tensor,
             w, b = layers[i]
             h_in = cache.inputs[i]
             _accumulate(w, h_in.T @ dz)  # (fan_in, B) @ (B, fan_out)
-            _accumulate(b, dz.sum(dim=0))
+            _accumulate(b, dz.sum(dim=0))  # in the products' dtype, then one cast of (fan_out,)
             if i == 0:
                 break
             dh = dz @ cache.weights[i].T  # (B, fan_out) @ (fan_out, fan_in)
             if cache.masks[i - 1] is not None:
                 dh = dh * cache.masks[i - 1]
-            dz = dh * derivative(cache.outputs[i - 1])
+            out = cache.outputs[i - 1]
+            # relu' is 0 or 1: zero dh where the unit was off, in place, with no mask cast
+            dz = dh.masked_fill_(out <= 0, 0.0) if model.activation == "relu" else dh * derivative(out)
 
 
 def _accumulate(param: torch.nn.Parameter, grad: torch.Tensor) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "dropout_mask",
     "ACTIVATIONS",
     "DERIVATIVES",
+    "FUSED",
     "LOSSES",
 ]
 
@@ -41,7 +42,7 @@ class _MaxAgainstZero(torch.autograd.Function):
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
         (out,) = ctx.saved_tensors
-        return grad * (out > 0)
+        return torch.where(out > 0, grad, 0.0)  # no cast of the mask
 
 
 def relu(x: torch.Tensor) -> torch.Tensor:
@@ -146,3 +147,8 @@ ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}
 # backward pass keeps), in the order of ACTIVATIONS.
 DERIVATIVES = {"relu": relu_derivative, "sigmoid": sigmoid_derivative, "tanh": tanh_derivative}
 LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
+# The same activations as torch's fused kernels: one pass over a layer's output where the
+# definitions above take two (relu) to ten (tanh). The bf16 path uses them, because each pass
+# converts bf16 to fp32 and back, and on a busy CPU each kernel is also a thread hand-off; they
+# agree with the definitions above to the dtype's rounding (tests/mlp/test_precision.py).
+FUSED = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mlp import functional as F
+from mlp.precision import native_bf16
 
 __all__ = ["MLP", "Standardize", "affine", "build_model", "hidden_sizes_for", "init_weight",
            "count_parameters"]
@@ -38,23 +39,53 @@ def hidden_sizes_for(depth: int, width: int, hidden_sizes: Sequence[int] | None 
 
 
 def as_compute(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A weight in the dtype its layer multiplies in (itself when that is its own dtype).
-
-    The bf16 copy is laid out column-major (a transposed copy), the layout CPUs without native
-    bf16 multiply 6-7x faster; native kernels take either. Autograd sends its gradient back
-    through the cast, so the fp32 weight receives an fp32 gradient.
-    """
+    """A weight in the dtype its layer multiplies in (itself when that is its own dtype), as a
+    fresh cast that autograd differentiates (the concise model's and the tests' path; the scratch
+    MLP casts into buffers it keeps, :meth:`MLP.compute_weights`)."""
     if w.dtype == dtype:
         return w
-    return w.t().to(dtype).contiguous().t()  # (fan_in, fan_out), strides (1, fan_in)
+    return w.to(dtype)
 
 
-def affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``h @ w + b`` in ``h``'s dtype: fp32 as the chapter writes it; for bf16 inputs the
-    weight's cast and the bias in bf16, fused into one addmm."""
+class _LowAffine(torch.autograd.Function):
+    """``h @ wc + bc`` on a layer's low-precision casts (made this step, kept by the model), with
+    the gradients going to the fp32 parameters ``w`` and ``b``: one GEMM and one add forward,
+    two GEMMs and a column sum backward, each result cast once into the parameter's dtype."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, h: torch.Tensor, w: torch.Tensor,
+                b: torch.Tensor, wc: torch.Tensor, bc: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h, wc)
+        ctx.dtypes = (w.dtype, b.dtype)
+        return torch.mm(h, wc).add_(bc)  # (B, fan_in) @ (fan_in, fan_out) + (fan_out,)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx,
+                 dz: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        h, wc = ctx.saved_tensors
+        dh = torch.mm(dz, wc.T) if ctx.needs_input_grad[0] else None  # (B, fan_in)
+        dw = torch.mm(h.T, dz).to(ctx.dtypes[0])  # (fan_in, fan_out) in the parameter's dtype
+        return dh, dw, dz.sum(dim=0).to(ctx.dtypes[1]), None, None
+
+
+def affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+           casts: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """``h @ w + b`` in ``h``'s dtype: fp32 as the chapter writes it; for bf16 inputs on the
+    layer's bf16 ``casts`` of ``(w, b)`` (made here when not given), the gradients landing in
+    the fp32 parameters."""
     if h.dtype == w.dtype:
         return h @ w + b  # (B, fan_in) @ (fan_in, fan_out) + (fan_out,)
-    return torch.addmm(b.to(h.dtype), h, as_compute(w, h.dtype))
+    wc, bc = casts if casts is not None else (as_compute(w, h.dtype), as_compute(b, h.dtype))
+    return _LowAffine.apply(h, w, b, wc, bc)
+
+
+def _cast_buffer(p: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Where a parameter's low-precision cast lives between steps. A weight is laid out
+    row-major where the device multiplies ``dtype`` natively; where bf16 is emulated, column-major
+    (a transposed layout), which the emulated kernels multiply 6-7x faster."""
+    if p.dim() == 2 and dtype == torch.bfloat16 and not native_bf16(p.device)[0]:
+        return torch.empty(p.shape[1], p.shape[0], dtype=dtype, device=p.device).t()
+    return torch.empty(p.shape, dtype=dtype, device=p.device)
 
 
 class MLP(nn.Module):
@@ -84,6 +115,7 @@ class MLP(nn.Module):
         self.sizes = [num_inputs, *hidden_sizes, num_outputs]
         self.activation = activation
         self.dropout = float(dropout)
+        self._casts: dict[torch.dtype, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=False), start=1):
             w = init_weight(fan_in, fan_out, init=init, sigma=sigma, generator=gen)
             setattr(self, f"W{i}", nn.Parameter(w))
@@ -94,14 +126,32 @@ class MLP(nn.Module):
         n = len(self.sizes) - 1
         return [(getattr(self, f"W{i}"), getattr(self, f"b{i}")) for i in range(1, n + 1)]
 
+    def compute_weights(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's ``(W, b)`` as this step multiplies them: the parameters themselves in
+        their own dtype; in another (bf16), each cast once into a buffer the model keeps from step
+        to step (no allocation, no transposing copy where bf16 is native)."""
+        layers = self.layers()
+        if dtype == layers[0][0].dtype:
+            return list(layers)
+        casts = self._casts.get(dtype)
+        if casts is None or casts[0][0].device != layers[0][0].device:
+            casts = self._casts[dtype] = [(_cast_buffer(w, dtype), _cast_buffer(b, dtype))
+                                          for w, b in layers]
+        with torch.no_grad():
+            for (wc, bc), (w, b) in zip(casts, layers, strict=True):
+                wc.copy_(w)
+                bc.copy_(b)
+        return casts
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = F.ACTIVATIONS[self.activation]
         h = x.reshape(-1, self.sizes[0])  # (B, 784)
-        *hidden, (w_out, b_out) = self.layers()
-        for w, b in hidden:
-            h = act(affine(h, w, b))  # (B, fan_in) -> (B, fan_out), in the input's dtype
+        act = F.ACTIVATIONS[self.activation] if h.dtype == torch.float32 else F.FUSED[self.activation]
+        casts = self.compute_weights(h.dtype) if h.dtype != self.W1.dtype else None
+        *hidden, out = self.layers()
+        for i, (w, b) in enumerate(hidden):
+            h = act(affine(h, w, b, casts[i] if casts else None))  # (B, fan_in) -> (B, fan_out), h's dtype
             h = F.dropout(h, self.dropout, training=self.training)
-        return affine(h, w_out, b_out)  # (B, H_last) -> (B, 10) logits
+        return affine(h, *out, casts[-1] if casts else None)  # (B, H_last) -> (B, 10) logits
 
 
 class Standardize(nn.Module):

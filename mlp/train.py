@@ -90,7 +90,7 @@ def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             value.backward()
         optimizer.step()
         loss_sum += value.detach() * len(yb)
-        correct += (logits.detach().argmax(dim=1) == yb).sum()
+        correct += torch.count_nonzero(logits.detach().argmax(dim=1) == yb)  # no bool cast
     n = len(x)
     return {"train/loss": loss_sum.item() / n, "train/acc": correct.item() / n}
 

@@ -38,9 +38,10 @@ def _timed(epoch: Callable[[], object], epochs: int, device: torch.device) -> fl
     return (time.perf_counter() - start) / epochs
 
 
-def model_and_opt(device: torch.device,
-                  hidden: list[int] | None = None) -> tuple[torch.nn.Module, SGD]:
-    model = build_model(784, 10, hidden or [HIDDEN], sigma=0.01, seed=0).to(device)
+def model_and_opt(device: torch.device, hidden: list[int] | None = None,
+                  activation: str = "relu") -> tuple[torch.nn.Module, SGD]:
+    model = build_model(784, 10, hidden or [HIDDEN], activation=activation, sigma=0.01,
+                        seed=0).to(device)
     return model, SGD(model.parameters(), LR)
 
 
@@ -68,13 +69,14 @@ def seeds_runner(data: Splits, device: torch.device, epochs: int) -> Runner:
 
 
 def ours_runner(data: Splits, device: torch.device, epochs: int, backward: str,
-                hidden: list[int] | None = None, precision: str = "fp32") -> Runner:
+                hidden: list[int] | None = None, precision: str = "fp32",
+                activation: str = "relu") -> Runner:
     """``mlp.train.train_epoch`` on the in-memory tensors (it syncs via ``.item()``), the
     images held in the precision's dtype as training holds them."""
     x = cast_inputs(data.train_x, precision)
 
     def run() -> float:
-        model, opt = model_and_opt(device, hidden)
+        model, opt = model_and_opt(device, hidden, activation)
         gen = torch.Generator().manual_seed(0)
         return _timed(lambda: train_epoch(model, x, data.train_y, opt, batch_size=BATCH,
                                           backward=backward, generator=gen), epochs, device)

@@ -53,6 +53,9 @@ def plan(args: argparse.Namespace) -> tuple[str, list[tuple[int, float, Config]]
         except USAGE_ERRORS as exc:
             raise UsageError(f"trial {row.number}: cannot recompose its config: {one_line(exc)}") from None
         cfg.mlflow.tracking_uri, cfg.mlflow.log_model = args.tracking_uri, False
+        if cfg.train.precision == "auto":  # what the study's trials trained in, not timed again
+            cfg.train.precision = json.loads(study.user_attrs.get("identity", {}).get(
+                "train.precision", '"fp32"'))
         configs.append((row.number, row.score, cfg))
     return parent.info.run_id, configs, client
 

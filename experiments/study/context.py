@@ -4,6 +4,7 @@ is touched), its MLflow client and Optuna study, and the data it has loaded."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -19,10 +20,11 @@ from experiments.cli import USAGE_ERRORS, one_line
 from experiments.config import Config, compose_config, to_config
 from experiments.stores import mask_url, probe
 from experiments.study import identity, runs
+from experiments.study.points import extremes, middle
 from experiments.study.samplers import make_pruner, make_sampler
-from experiments.study.space import Space, SpaceError, build_space, extremes, grid
+from experiments.study.space import Space, SpaceError, build_space, grid
 from experiments.study.storage import open_storage, open_study, serialised
-from experiments.training import Data, load_data, precision_of, resolve_device
+from experiments.training import Data, load_data, precision_of, resolve_device, settle_precision
 from mlp import DataError, verify_data
 from mlp import prepare as prepare_data
 
@@ -43,6 +45,7 @@ class SweepContext:
     outbox: tracking.Outbox = field(default_factory=tracking.Outbox)  # MLflow calls to send later
 
     composed: tuple[list[str], DictConfig] | None = None  # self.overrides, composed once
+    precision_line: str = ""  # what the study's trials multiply in, and why
 
     def data_for(self, cfg: Config) -> Data:
         """The split (or folds) for ``cfg``, loaded once per process for each distinct data
@@ -63,8 +66,11 @@ class SweepContext:
         again only for an override that is not a plain setting)."""
         if self.composed is None or self.composed[0] != self.overrides:
             self.composed = (list(self.overrides), compose_config(self.overrides))
-        cfg = set_leaves(self.composed[1], sampled)
-        return to_config(cfg if cfg is not None else compose_config([*self.overrides, *sampled]))
+        cfg = to_config(set_leaves(self.composed[1], sampled)
+                        or compose_config([*self.overrides, *sampled]))
+        if cfg.train.precision == "auto":  # the study's own decision, made once at its creation
+            cfg.train.precision = self.cfg.train.precision
+        return cfg
 
 
 _ABSENT = object()
@@ -133,7 +139,6 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
         with serialised(url, cfg.sweep.study_name):  # the creator records the identity first
             study, created = open_study(cfg.sweep, ctx.storage, sampler, pruner)
             attrs = study.user_attrs
-            mine = identity.identity_of(cfg, ctx.space)
             stored, how = attrs.get(identity.IDENTITY_ATTR), ""
             if stored is None and not created:
                 stored, how = (_legacy_identity(attrs.get(identity.BASE_ATTR)),
@@ -141,6 +146,8 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
                 print(f"note: study {study.study_name!r} predates recorded identities; "
                       + ("checked against the overrides it was created with" if stored else
                          "this run's settings become its identity"), flush=True)
+            ctx.precision_line = settle_study_precision(ctx, stored)
+            mine = identity.identity_of(cfg, ctx.space)
             if stored is not None:
                 identity.check(study, stored, mine, how=how)
             if identity.IDENTITY_ATTR not in attrs:
@@ -161,6 +168,19 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
     return study, created
 
 
+def settle_study_precision(ctx: SweepContext, stored: dict[str, str] | None) -> str:
+    """Resolve ``train.precision=auto`` once per study: a study that exists keeps the precision
+    its identity recorded (its trials are never mixed); a new one times the middle of its search
+    space (:func:`~experiments.study.points.middle`: its median width, depth, activation...) in
+    fp32 and bf16. Returns the start line."""
+    cfg = ctx.cfg
+    if cfg.train.precision == "auto" and stored is not None:
+        cfg.train.precision = json.loads({**identity.ADDED, **stored}["train.precision"])
+        return f"precision: {cfg.train.precision} (auto: as the study decided when it was created)"
+    like = to_config(compose_config([*ctx.overrides, *middle(ctx.space)]))
+    return settle_precision(cfg, like=like)
+
+
 def _legacy_identity(base_overrides: list[str] | None) -> dict[str, str] | None:
     """The identity of a study created before identities were recorded, recomposed from the
     overrides it recorded; None when it recorded none or they no longer compose."""
@@ -169,6 +189,7 @@ def _legacy_identity(base_overrides: list[str] | None) -> dict[str, str] | None:
     try:
         base = compose_config(base_overrides)
         cfg = to_config(base)
+        cfg.train.precision = "fp32"  # what every trial of such a study trained in (ADDED)
         return {**identity.identity_of(cfg, build_space(cfg.search, base)), **identity.ADDED}
     except (*USAGE_ERRORS, SpaceError):
         return None

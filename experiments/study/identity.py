@@ -8,8 +8,8 @@ long, on how many workers, which sampler picks the next point, where the stores 
 data lives and which device trains (``sweep.*`` but the metric, ``mlflow.*``, ``data.root``,
 ``device``), and whether per-layer statistics are recorded (``train.layer_stats``). A run that
 differs is refused before it writes anything; it is never mixed in.
-``train.precision`` is recorded as it resolves on this machine (``auto`` -> fp32 or bf16), so
-bf16 and fp32 trials never share a study.
+``train.precision`` is recorded as resolved (``auto`` -> fp32 or bf16, timed once when the study
+is created; every later run adopts it), so bf16 and fp32 trials never share a study.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from experiments.study.parent import SweepError, attach_parent
 from experiments.study.space import SpaceError
 from experiments.study.storage import quiet_optuna, serialised
 from experiments.study.worker import deadline_of, epochs_spent, run_workers, work
-from experiments.training import precision_line, setup_torch
+from experiments.training import setup_torch
 from mlp.data import DataError
 
 
@@ -80,7 +80,7 @@ def _sweep(ctx: SweepContext, study: optuna.Study) -> dict[str, Any]:
           f"{done(c)}/{cfg.sweep.n_trials} trials done, {added} added; "
           f"sampler {cfg.sweep.sampler}, pruner {cfg.sweep.pruner}, {plural(cfg.sweep.workers, 'worker')}; "
           f"MLflow {mask_url(cfg.mlflow.tracking_uri)} run {ctx.parent_run_id}", flush=True)
-    print(precision_line(cfg), flush=True)
+    print(ctx.precision_line, flush=True)
     if already_finished(study) and not (c[TrialState.WAITING] or c[TrialState.RUNNING]):
         print("study already complete: raise sweep.n_trials to run more")
         tracking.end_run(ctx.client, ctx.parent_run_id, tracking.FINISHED)

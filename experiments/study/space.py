@@ -228,7 +228,7 @@ def sample(space: Space, trial: optuna.Trial, base: DictConfig) -> tuple[list[st
             continue
         value = d.fixed if d.dist is None else _suggest(trial, d.key, d.dist)
         chosen[d.key] = value
-        overrides.append(f"{d.key}={_override_text(value)}")
+        overrides.append(f"{d.key}={override_text(value)}")
     if space.depth is not None:
         depth = int(_suggest(trial, "layers.depth", space.depth))
         widths = [int(_suggest(trial, f"layers.width_{i}", space.width)) for i in range(1, depth + 1)]
@@ -246,35 +246,10 @@ def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
-def _override_text(value: Any) -> str:
+def override_text(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_override_text(v) for v in value) + "]"
+        return "[" + ",".join(override_text(v) for v in value) + "]"
     return _as_text(value)
-
-
-def extremes(space: Space) -> list[list[str]]:
-    """Two override lists: every dimension at its lowest, then at its highest value.
-
-    Composing and validating both catches a range that leaves the config's valid values
-    (``optim.lr: interval(0, 1)``) before any study exists.
-    """
-    out = []
-    for pick in (0, -1):
-        overrides = []
-        for d in space.dims:
-            value = d.fixed if d.dist is None else _bounds(d.dist)[pick]
-            overrides.append(f"{d.key}={_override_text(value)}")
-        if space.depth is not None:
-            depth, width = _bounds(space.depth)[pick], _bounds(space.width)[pick]
-            overrides.append(f"model.hidden_sizes=[{','.join([str(width)] * int(depth))}]")
-        out.append(overrides)
-    return out
-
-
-def _bounds(dist: BaseDistribution) -> tuple[Any, Any]:
-    if isinstance(dist, CategoricalDistribution):
-        return dist.choices[0], dist.choices[-1]
-    return dist.low, dist.high  # type: ignore[attr-defined]
 
 
 def grid(space: Space) -> dict[str, list[Any]]:

@@ -23,7 +23,7 @@ from experiments.study.budget import add_tickets, heartbeat, trial_id_of
 from experiments.study.context import SweepContext
 from experiments.study.runs import outcome_of, run_name
 from experiments.study.space import sample
-from experiments.training import precision_of, resolve_device, train_config
+from experiments.training import train_config
 from mlp import DivergedError
 
 
@@ -103,7 +103,6 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
         trial.set_user_attr("overrides", sampled)
         cfg = ctx.trial_config(sampled)
         extra = {"optuna.trial_number": trial.number,
-                 "train.precision_used": precision_of(cfg, resolve_device(cfg.device))[0],
                  **{f"sampled.{k}": v for k, v in chosen.items()}}
         log.label = short_name(chosen)
         _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,

@@ -6,14 +6,15 @@ from experiments.training.runner import (
     Trained,
     load_data,
     peak_memory_mb,
-    precision_line,
     precision_of,
     reset_peak_memory,
     resolve_device,
+    settle_precision,
     setup_torch,
+    shape_of,
     train_config,
 )
 from experiments.training.tracked import figure_run, tracked_run
 
-__all__ = ["Data", "Trained", "load_data", "peak_memory_mb", "precision_line", "precision_of",
+__all__ = ["Data", "Trained", "load_data", "peak_memory_mb", "precision_of", "settle_precision", "shape_of",
            "reset_peak_memory", "resolve_device", "setup_torch", "figure_run", "tracked_run", "train_config"]

@@ -25,7 +25,7 @@ from mlp import (
     load_splits,
     make_optimizer,
 )
-from mlp.precision import cast_inputs, compute_dtype, configure_matmul, resolve_precision
+from mlp.precision import Shape, cast_inputs, compute_dtype, configure_matmul, resolve_precision
 from mlp.train import EpochCallback, FitResult
 
 
@@ -48,14 +48,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def shape_of(cfg: Config) -> Shape:
+    """What ``auto`` times for ``cfg``: its layer sizes, activation, backward pass and batch."""
+    m = cfg.model
+    return Shape((784, *hidden_sizes_for(m.depth, m.width, m.hidden_sizes), 10), m.activation,
+                 m.backward, cfg.train.batch_size)
+
+
 def precision_of(cfg: Config, device: torch.device) -> tuple[str, str]:
-    """``(fp32 | bf16, why)`` for ``train.precision`` on ``device`` (``auto`` asks the hardware)."""
-    return resolve_precision(cfg.train.precision, device)
+    """``(fp32 | bf16, why)`` for ``train.precision`` on ``device``: ``auto`` times a few steps
+    of ``cfg``'s model here (once per process and shape, :func:`mlp.precision.decide`)."""
+    decision = resolve_precision(cfg.train.precision, device, shape=shape_of(cfg))
+    return decision.precision, decision.why
 
 
-def precision_line(cfg: Config) -> str:
-    """What training multiplies in and why, for a command's start."""
-    precision, why = precision_of(cfg, resolve_device(cfg.device))
+def settle_precision(cfg: Config, *, like: Config | None = None) -> str:
+    """Resolve ``cfg.train.precision`` in place (``auto`` becomes what it resolves to here, timed
+    on ``like``'s model when given), so what trains, what is logged and what a reproduce line
+    or best-config file says is the precision used; returns the start line that says why."""
+    precision, why = precision_of(like or cfg, resolve_device(cfg.device))
+    if cfg.train.precision != "auto":
+        precision = cfg.train.precision
+    cfg.train.precision = precision
     return f"precision: {precision} ({why})"
 
 

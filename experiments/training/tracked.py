@@ -17,9 +17,7 @@ from experiments.training import figures
 from experiments.training.runner import (
     Trained,
     peak_memory_mb,
-    precision_line,
-    precision_of,
-    resolve_device,
+    settle_precision,
     train_config,
 )
 from mlp import count_parameters, evaluate
@@ -51,10 +49,10 @@ def tracked_run(cfg: Config, *, quiet: bool = False, progress: str | None = None
                                    every=NESTED_EVERY if nested else 0.0)
                     if desc else (None, lambda: None))
     try:
-        precision, _ = precision_of(cfg, resolve_device(cfg.device))
+        line = settle_precision(cfg)  # train.precision: what trains, never auto
         if not quiet:
-            print(precision_line(cfg), flush=True)
-        tracking.log_config(client, run_id, cfg, extra={"train.precision_used": precision})
+            print(line, flush=True)
+        tracking.log_config(client, run_id, cfg)
         log = tracking.epoch_logger(client, run_id)
         trained = train_config(cfg, on_epoch_end=chain(log, shown, on_epoch_end), on_probe=log)
         close()

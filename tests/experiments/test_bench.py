@@ -37,6 +37,13 @@ def test_quick_bench_prints_finite_tables(capsys: pytest.CaptureFixture[str],
     big = lines[next(i for i, line in enumerate(lines) if line.startswith("784-1024-1024-10")):]
     assert sum(line.startswith(("ours, ", "floor, ")) for line in big[:10]) == (6 if bf16 else 3)
     assert sum("speed-up PASS" in line or "speed-up MISS" in line for line in lines) == (4 if bf16 else 2)
+    copies = [line.split() for line in lines if line.startswith("784-") and "parameters)" in line]
+    assert [(row[2], row[3]) for row in copies] == [("0", "10")] * 2 + [("0", "14")] * 2
+    by_activation = [line for line in lines if line.startswith(("relu ", "tanh ", "sigmoid "))]
+    assert len(by_activation) == (6 if bf16 else 0)
+    picks = [line for line in lines if line.startswith(("784-256-10 relu: ", "784-1024-1024-1024-10 tanh: "))]
+    assert len(picks) == 2 and all(": fp32 (auto: " in p or ": bf16 (auto: " in p for p in picks)
+    assert sum("auto's pick" in line for line in lines) == 2
     start = next(i for i, line in enumerate(lines) if "saved MB" in line)
     memory = [_numbers(line) for line in lines[start + 1:] if line.strip()]
     assert len(memory) == 4  # quick: depths 1, 2 x batches 256, 1024

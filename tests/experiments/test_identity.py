@@ -12,6 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from experiments import sweep
 from experiments.study.finish import best_file
+from experiments.training import runner
+from mlp.precision import Decision, Shape
 from tests.experiments.test_sweep import TINY, load, overrides, runs
 
 
@@ -109,6 +111,39 @@ def test_precision_is_part_of_the_experiment_and_older_studies_read_as_fp32(
     assert sweep.main(overrides(workdir, n=2, extra=fp32)) == 0
     assert "precision: fp32 (asked for)" in capsys.readouterr().out
     assert len(load(workdir).trials) == 2
+
+
+@pytest.mark.slow
+def test_auto_precision_is_decided_once_when_the_study_is_created_and_recorded_everywhere(
+        workdir: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new study times ``auto`` on the middle of its space (an injected timing here) and records
+    the outcome in its identity; a later run keeps it without timing, even where the timing would
+    now say otherwise; trials, the best-config file and the reproduce line name the precision
+    used, never ``auto``."""
+    timed: list[Shape] = []
+
+    def fake(name: str, device: object, *, shape: Shape | None = None) -> Decision:
+        if name != "auto":
+            return Decision(name, "asked for")
+        timed.append(shape)
+        return Decision(answer, f"auto: {answer} by an injected timing")
+    monkeypatch.setattr(runner, "resolve_precision", fake)
+    answer, args = "bf16", overrides(workdir, n=1, extra=("sweep.pruner=none",))
+    assert sweep.main(args) == 0
+    out = capsys.readouterr().out
+    assert "precision: bf16 (auto: bf16 by an injected timing)" in out
+    assert timed == [Shape((784, 32, 10), "relu", "autograd", 256)]  # the middle of TINY: 32 of 16, 32
+    assert load(workdir).user_attrs["identity"]["train.precision"] == '"bf16"'
+    assert "train.precision=bf16" in next(x for x in out.splitlines() if x.startswith("reproduce:"))
+    best = (workdir / "conf" / "experiment" / "best" / "s.yaml").read_text()
+    assert "precision: bf16" in best and "precision: auto" not in best
+
+    answer = "fp32"  # the machine's timing would now pick fp32: the study keeps its own
+    assert sweep.main(overrides(workdir, n=2, extra=("sweep.pruner=none",))) == 0
+    assert "precision: bf16 (auto: as the study decided when it was created)" in capsys.readouterr().out
+    assert len(timed) == 1
+    trials = [r for r in runs(workdir) if r.data.tags.get("kind") == "trial"]
+    assert len(trials) == 2 and {r.data.params["train.precision"] for r in trials} == {"bf16"}
 
 
 @pytest.mark.slow

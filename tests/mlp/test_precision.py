@@ -1,39 +1,152 @@
-"""bf16 training: the choice by hardware, the hand-written backward against autograd in bf16,
-fp32 master weights and gradients, and both models training and evaluating on bf16 images."""
+"""bf16 training: ``auto`` decided by timing (an injected timer here), the copies a step makes,
+the hand-written backward against autograd in bf16, fp32 master weights and gradients, and both
+models training and evaluating on bf16 images."""
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from mlp import functional as F
+from mlp import model as model_module
+from mlp import precision as precision_module
 from mlp.model import build_model
 from mlp.optim import SGD
-from mlp.precision import cast_inputs, cpu_flags, resolve_precision
+from mlp.precision import (
+    Shape,
+    cast_inputs,
+    cpu_flags,
+    decide,
+    measure_speedup,
+    resolve_precision,
+    step_timer,
+)
 from mlp.train import evaluate, predict, train_epoch
 from tests.mlp.test_backprop import _grads
 
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    ({"avx2", "amx_bf16", "amx_tile"}, "bf16"),
-    ({"avx512f", "avx512_bf16"}, "bf16"),
-    ({"avx2", "fma", "avx512f"}, "fp32"),
-    (set(), "fp32"),
+NATIVE, EMULATED = {"avx512f", "avx512_bf16"}, {"avx2", "fma", "avx512f"}
+SHAPE = Shape((784, 256, 10))
+
+
+def fake_timer(fp32: float, bf16: float, calls: list[str] | None = None) -> Callable[[str], float]:
+    def timer(precision: str) -> float:
+        if calls is not None:
+            calls.append(precision)
+        return {"fp32": fp32, "bf16": bf16}[precision]
+    return timer
+
+
+@pytest.mark.parametrize(("fp32", "bf16", "expected"), [
+    (1.0, 0.5, "bf16"),   # 2x faster
+    (1.0, 0.86, "bf16"),  # 1.16x: clearly faster
+    (1.0, 0.9, "fp32"),   # 1.11x: within what a busy machine moves
+    (1.0, 1.3, "fp32"),   # slower
 ])
-def test_auto_picks_bf16_only_where_the_cpu_multiplies_it_natively(flags: set[str],
-                                                                   expected: str) -> None:
-    precision, why = resolve_precision("auto", CPU, flags=flags)
-    assert precision == expected
-    assert why.startswith("auto: ")
+def test_auto_picks_bf16_only_where_it_measures_clearly_faster(fp32: float, bf16: float,
+                                                               expected: str) -> None:
+    made = resolve_precision("auto", CPU, shape=SHAPE, timer=fake_timer(fp32, bf16), flags=NATIVE)
+    assert made.precision == expected and made.speedup == pytest.approx(fp32 / bf16)
+    assert made.why.startswith(f"auto: {'' if expected == 'bf16' else 'bf16 only '}{fp32 / bf16:.2f}x")
+    assert "784-256-10 relu here" in made.why and "measured in 0.0 s" in made.why
+
+
+def test_auto_does_not_time_emulated_bf16() -> None:
+    calls: list[str] = []
+    made = resolve_precision("auto", CPU, timer=fake_timer(1.0, 0.1, calls), flags=EMULATED)
+    assert (made.precision, calls) == ("fp32", [])
+    assert "no amx_bf16/avx512_bf16 CPU flag" in made.why and "not timed" in made.why
+
+
+def test_the_timing_interleaves_the_precisions_and_keeps_to_its_budget() -> None:
+    calls: list[str] = []
+    measure_speedup(fake_timer(1.0, 0.5, calls), rounds=5, budget_s=60)
+    assert calls == ["fp32", "bf16", "bf16", "fp32"] * 2 + ["fp32", "bf16"]
+
+    def slow(precision: str) -> float:
+        calls.append(precision)
+        time.sleep(0.01)
+        return 1.0
+    calls.clear()
+    measure_speedup(slow, rounds=50, budget_s=0.0)
+    assert len(calls) == 6  # three rounds at least, then the budget stops it
+
+
+def test_a_process_times_each_shape_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Shape] = []
+
+    def timer_for(shape: Shape, device: torch.device) -> Callable[[str], float]:
+        made.append(shape)
+        return fake_timer(1.0, 0.5)
+    monkeypatch.setattr(precision_module, "step_timer", timer_for)
+    monkeypatch.setattr(precision_module, "_decided", {})
+    other = Shape((784, 64, 10), "tanh")
+    for shape in (SHAPE, other, SHAPE, other):
+        assert decide(shape, CPU, flags=NATIVE).precision == "bf16"
+    assert made == [SHAPE, other]
+
+
+def test_the_step_timer_trains_the_shape_in_each_precision() -> None:
+    timer = step_timer(Shape((784, 32, 10), "tanh", "manual", 64), CPU, max_steps=2)
+    assert timer("fp32") > 0 and timer("bf16") > 0
 
 
 def test_explicit_choices_are_kept_and_emulated_bf16_is_called_slower() -> None:
-    assert resolve_precision("fp32", CPU, flags={"amx_bf16"})[0] == "fp32"
-    precision, why = resolve_precision("bf16", CPU, flags={"avx2"})
-    assert precision == "bf16" and "emulated" in why
+    assert resolve_precision("fp32", CPU, flags=NATIVE).precision == "fp32"
+    made = resolve_precision("bf16", CPU, flags=EMULATED)
+    assert made.precision == "bf16" and "emulated" in made.why
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", CPU)
+
+
+def data_copies(backward: str, precision: str, hidden: list[int]) -> tuple[int, int]:
+    """(copies of data (not 0-dim) in one training step, parameters) for the model."""
+    model = build_model(784, 10, hidden, seed=0)
+    opt = SGD(model.parameters(), 0.1)
+    x, y = cast_inputs(torch.rand(64, 784), precision), torch.randint(0, 10, (64,))
+    train_epoch(model, x, y, opt, batch_size=64, backward=backward)  # buffers made, warm
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                record_shapes=True) as prof:
+        train_epoch(model, x, y, opt, batch_size=64, backward=backward)
+    copies = [e for e in prof.events() if e.name == "aten::copy_" and e.input_shapes[0]]
+    return len(copies), len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("backward", ["autograd", "manual"])
+@pytest.mark.parametrize("hidden", [[256], [64, 64, 64]])
+def test_a_bf16_step_casts_each_parameter_once_each_way_and_fp32_copies_nothing(
+        backward: str, hidden: list[int]) -> None:
+    """Per step: each fp32 parameter cast once into the buffer the model keeps, each gradient
+    cast once back to fp32, and two around the loss (the logits up to fp32 for the softmax,
+    their gradient back down). The same count on every machine, so it holds where bf16 is
+    emulated too. The default model made 22 before the buffers; fp32 makes none."""
+    assert data_copies(backward, "fp32", hidden)[0] == 0
+    copies, params = data_copies(backward, "bf16", hidden)
+    assert copies == 2 * params + 2
+
+
+def test_the_casts_are_kept_row_major_where_bf16_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    for native, layout in ((True, (256, 1)), (False, (1, 784))):
+        monkeypatch.setattr(model_module, "native_bf16", lambda device, n=native: (n, ""))
+        model = build_model(784, 10, [256], seed=0)
+        (w1, b1), _ = model.compute_weights(torch.bfloat16)
+        assert w1.shape == (784, 256) and w1.stride() == layout and w1.dtype == torch.bfloat16
+        torch.testing.assert_close(w1.float(), model.W1.detach(), rtol=1e-2, atol=1e-4)
+        again, _ = model.compute_weights(torch.bfloat16)
+        assert again[0] is w1  # the same buffer, refreshed: no allocation per step
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
+def test_the_fused_activations_of_the_bf16_path_are_the_definitions(name: str) -> None:
+    x = torch.linspace(-30, 30, 2001)
+    torch.testing.assert_close(F.FUSED[name](x), F.ACTIVATIONS[name](x), rtol=1e-5, atol=1e-6)
+    low = x.bfloat16()
+    torch.testing.assert_close(F.FUSED[name](low).float(), F.ACTIVATIONS[name](x),
+                               rtol=1e-2, atol=1e-2)
 
 
 def test_cpu_flags_read_the_flags_line(tmp_path: Path) -> None:

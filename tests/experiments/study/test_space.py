@@ -12,7 +12,8 @@ import yaml
 
 from experiments import sweep
 from experiments.config import CONF_DIR, SearchConfig, compose_config, to_config
-from experiments.study.space import Space, SpaceError, build_space, extremes, grid, sample
+from experiments.study.points import extremes, middle
+from experiments.study.space import Space, SpaceError, build_space, grid, sample
 
 SHIPPED = ([f"+experiment={p.stem}" for p in sorted((CONF_DIR / "experiment").glob("*.yaml"))]
            + [f"search={p.stem}" for p in sorted((CONF_DIR / "search").glob("*.yaml"))])
@@ -112,3 +113,12 @@ def test_the_sweep_refuses_a_condition_that_never_holds_before_any_study(
         "error: search key 'optim.momentum': its condition optim.name=sgdd can never hold "
         "(searched values: choice(sgd, adam))\n")
     assert not any(workdir.glob("*.db"))
+
+
+def test_the_middle_of_a_space_is_its_median_choices_and_midpoints() -> None:
+    """What a study times ``auto`` precision on: the default space's middle is 784-256-256-10
+    tanh (width choice 256 of 64..1024, depth 2 of 1..4, tanh of relu/tanh/sigmoid)."""
+    base = compose_config(["search=default"])
+    mid = dict(o.split("=", 1) for o in middle(build_space(to_config(base).search, base)))
+    assert mid["model.width"] == "256" and mid["model.activation"] == "tanh"
+    assert mid["model.depth"] == "2" and float(mid["optim.lr"]) == pytest.approx(0.1)
