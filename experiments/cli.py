@@ -146,7 +146,7 @@ def epoch_progress(epochs: int, *, desc: str = "train", every: float = 0.0, keep
         last = time.monotonic()
         print(f"{desc} epoch {epoch}/{epochs}: train/loss {m['train/loss']:.4f} "
               f"train/acc {m['train/acc']:.4f} val/loss {m['val/loss']:.4f} "
-              f"val/acc {m['val/acc']:.4f} ({m['perf/epoch_seconds']:.2f} s)", flush=True)
+              f"val/acc {m['val/acc']:.4f} (epoch {m['perf/epoch_seconds']:.2f} s)", flush=True)
 
     return line, lambda: None
 

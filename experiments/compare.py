@@ -21,7 +21,7 @@ from pathlib import Path
 from experiments.cli import Parser, UsageError, fail, quiet_libraries
 from experiments.config import plural, reproduce
 from experiments.results import default_out, open_client
-from experiments.results.compare import figures, save, select, table, terminal_table, varied_keys
+from experiments.results.compare import figures, kinds_of, save, select, table, terminal_table, varied_keys
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.max_runs < 1 or args.rows < 0 or args.curves < 0:
             raise UsageError("--max-runs must be >= 1, --rows and --curves >= 0")
+        kinds = kinds_of(args.kind)
         client = open_client(args.tracking_uri)
         runs = select(client, experiments=args.experiment or ["mlp"], studies=args.study,
-                      text=args.filter, kinds={k.strip() for k in args.kind.split(",") if k.strip()},
-                      max_runs=args.max_runs)
+                      text=args.filter, kinds=kinds, max_runs=args.max_runs)
     except UsageError as exc:
         fail(str(exc))
     if not runs:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from experiments.config.schema import Config
 
 TRAIN_IMAGES = 60000  # Fashion-MNIST's training file
@@ -72,6 +74,8 @@ def validate(cfg: Config) -> None:
         (not (m.backward == "manual" and m.impl == "concise"),
          "model.backward=manual: needs model.impl=scratch (the hand-written backward pass "
          "works on the explicit W_i, b_i)"),
+        (cfg.device != "cuda" or torch.cuda.is_available(),
+         "device=cuda: torch sees no CUDA device here; use device=auto or device=cpu"),
         (d.folds == 0 or d.folds >= 2, f"data.folds={d.folds}: must be 0 (off) or >= 2"),
         (d.folds <= pool, f"data.folds={d.folds}: more folds than the {pool} training images "
                           "they split" + (" (data.limit_train)" if d.limit_train else "")),

@@ -39,6 +39,20 @@ def search(client: MlflowClient, ids: list[str], text: str, limit: int) -> list[
         raise UsageError(f"bad --filter {text!r}: {' '.join(exc.message.split())[:300]}") from None
 
 
+# The kinds of run this project records (the tag ``kind``), as ``--kind`` names them.
+KINDS = ("trial", "retrain", "replicate", "train", "study", "activations")
+
+
+def kinds_of(text: str) -> set[str]:
+    """``--kind``'s comma-separated kinds; an unknown one is refused."""
+    kinds = {k.strip() for k in text.split(",") if k.strip()}
+    unknown = sorted(kinds - set(KINDS))
+    if unknown:
+        raise UsageError(f"--kind {','.join(unknown)}: unknown run kind; expected some of "
+                         f"{', '.join(KINDS)}")
+    return kinds
+
+
 def select(client: MlflowClient, *, experiments: list[str], studies: list[str], text: str,
            kinds: set[str], max_runs: int) -> list[Run]:
     """The runs asked for; every check (experiment, filter, study) happens here."""

@@ -146,7 +146,7 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
         mark("best")
     if "retrain" in todo:
         if ctx.cfg.sweep.retrain_best:
-            print(f"retraining the best trial ({best.number}) on the training split and testing "
+            print(f"retraining the best trial ({best.number}) on {trained_on(cfg)} and testing "
                   "it once...", flush=True)
             name = f"best-trial-{best.number} {short_name(sampled(best))}".strip()
             _, final = tracked_run(cfg, parent_run_id=run_id, run_name=name, quiet=True,
@@ -169,6 +169,12 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
     return summary
 
 
+def trained_on(cfg: Config) -> str:
+    """What the best trial's retrain trains on: a hold-out's training split, or every image the
+    folds of a cross-validated study split (its refit)."""
+    return f"all {cfg.data.folds} folds' images" if cfg.data.folds else "the training split"
+
+
 def sampled(trial: optuna.trial.FrozenTrial) -> dict[str, str]:
     """What a trial sampled, as ``{key: value}`` from its recorded overrides."""
     pairs = (o.lstrip("+~").partition("=") for o in trial.user_attrs.get("overrides", []))
@@ -180,10 +186,10 @@ def closing_lines(ctx: SweepContext, study: optuna.Study, best: optuna.trial.Fro
     """What the study found and where to go from here: the UI, the report, the one command that
     reproduces the best trial."""
     values = " ".join(f"{k}={v if v.startswith('[') else number(v)}" for k, v in sampled(best).items())
-    print(f"best trial {best.number} of {summary.get('trials/done', '?')}: "
+    print(f"best trial {best.number} ({summary.get('trials/done', '?')} trials done): "
           f"{ctx.cfg.sweep.metric} {best.value:.4f}" + (f" with {values}" if values else ""))
     if "test/acc" in summary:
-        print(f"retrained on the training split and tested once: test/acc {summary['test/acc']:.4f}")
+        print(f"retrained on {trained_on(cfg)} and tested once: test/acc {summary['test/acc']:.4f}")
     print(f"reproduce: {reproduce(cfg)}")
     stores = {"storage": mask_url(ctx.cfg.sweep.storage),
               "tracking_uri": mask_url(ctx.cfg.mlflow.tracking_uri)}

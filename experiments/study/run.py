@@ -4,6 +4,7 @@ finish the study; :func:`run_sweep` is the whole ``python -m experiments.sweep``
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import sys
 import time
 from typing import Any
@@ -23,7 +24,7 @@ from experiments.study.identity import IdentityError
 from experiments.study.parent import SweepError, attach_parent
 from experiments.study.space import SpaceError
 from experiments.study.storage import quiet_optuna, serialised
-from experiments.study.worker import deadline_of, epochs_spent, run_workers, work
+from experiments.study.worker import check_workers, deadline_of, epochs_spent, run_workers, work
 from experiments.training import setup_torch
 from mlp.data import DataError
 
@@ -41,6 +42,7 @@ def worker_process(overrides: list[str], index: int, threads: int) -> None:
     """A spawned worker of ``sweep.workers=N``: attach to the study and run trials. It stops on
     SIGINT or SIGTERM like the main process; its errors are one line, never a traceback."""
     signals.install()
+    signals.stop_with_parent(multiprocessing.parent_process().pid)
     setup_torch(threads)
     quiet_libraries()
     quiet_optuna()
@@ -120,6 +122,7 @@ def run_sweep(overrides: list[str]) -> int:
     signals.install()  # Ctrl-C and docker stop's SIGTERM alike
     try:
         ctx = prepare(overrides)
+        check_workers(ctx.cfg.sweep.workers)
         sweep(ctx)
     except (*USAGE_ERRORS, SpaceError, IdentityError, DataError) as exc:
         fail(mask_url(one_line(exc)))

@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from experiments import failpoints
-from experiments.config import plural
+from experiments.config import ConfigError, plural
 from experiments.study import signals
 from experiments.study.budget import claim, counts, done, trained_epochs
 from experiments.study.context import SweepContext
@@ -149,6 +149,34 @@ def progress(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, out: O
 def deadline_of(timeout: float | None) -> float | None:
     """The monotonic time after which no trial starts (``sweep.timeout`` from now)."""
     return None if timeout is None else time.monotonic() + timeout
+
+
+WORKER_GIB = 0.5  # what one spawned worker holds: measured ~0.39 GiB (torch, data, model)
+
+
+def check_workers(workers: int) -> None:
+    """Refuse more ``sweep.workers`` than this machine can run: one per CPU (a worker trains on
+    its own CPU threads; more only share them) and what the available memory holds."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    memory = _available_gib()
+    limit = min(cpus, int(memory / WORKER_GIB) if memory is not None else cpus)
+    if workers > max(1, limit):
+        held = f", {memory:.1f} GiB available at ~{WORKER_GIB:g} GiB each" if memory is not None else ""
+        raise ConfigError(f"sweep.workers={workers}: this machine runs at most {max(1, limit)} "
+                          f"({plural(cpus, 'CPU')}{held}); to scale out, start sweeps on more "
+                          "machines against one shared sweep.storage")
+
+
+def _available_gib() -> float | None:
+    """MemAvailable from /proc/meminfo in GiB (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
 
 
 def run_workers(ctx: SweepContext, study: optuna.Study,

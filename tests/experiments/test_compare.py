@@ -66,6 +66,8 @@ def test_an_mlflow_filter_selects_runs(studies: Path, monkeypatch: pytest.Monkey
     (["--experiment", "nope"], "error: no MLflow experiment 'nope'; known: "),
     (["--study", "nope"], "error: no study 'nope' in experiment(s) mlp"),
     (["--tracking-uri", "sqlite:///missing.db"], "error: --tracking-uri=sqlite:///missing.db: no such"),
+    (["--kind", "foo"], "error: --kind foo: unknown run kind; expected some of trial, retrain, "),
+    (["--kind", "trial,foo"], "error: --kind foo: unknown run kind"),
 ])
 def test_bad_selection_exits_2_in_one_line_and_writes_nothing(
         studies: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch,

@@ -6,6 +6,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 from experiments import sweep, train
 from experiments.config import ConfigError, compose_config, load_config
@@ -58,6 +59,32 @@ def test_bad_config_exits_2_with_one_line_before_any_work(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not (workdir / "mlflow.db").exists() and not (workdir / "mlruns").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_device_cuda_without_cuda_is_refused_before_any_store_is_opened(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    """Not blamed on a store, and no store left behind holding an empty study."""
+    for command in (train.main, sweep.main):
+        with pytest.raises(SystemExit) as info:
+            command([*small_overrides(workdir), f"sweep.storage=sqlite:///{workdir}/optuna.db",
+                     "device=cuda"])
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 2 and "\n" not in err
+        assert err == "error: device=cuda: torch sees no CUDA device here; use device=auto or device=cpu"
+    assert sorted(p.name for p in workdir.iterdir() if p.name != "data") == []
+
+
+def test_more_workers_than_the_machine_runs_are_refused_before_any_store_is_opened(
+        workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    """64 workers on 2 cores once took all 24 GiB and left 63 orphans running."""
+    with pytest.raises(SystemExit) as info:
+        sweep.main([*small_overrides(workdir), f"sweep.storage=sqlite:///{workdir}/optuna.db",
+                    "sweep.workers=100000"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "\n" not in err
+    assert err.startswith("error: sweep.workers=100000: this machine runs at most ")
+    assert sorted(p.name for p in workdir.iterdir() if p.name != "data") == []
 
 
 def test_free_form_keys_and_overlays_still_take_plus() -> None:

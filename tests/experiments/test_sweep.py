@@ -1,5 +1,6 @@
 """In-process sweeps on small data: trials, parent/child runs, resume, pruning, failures, errors."""
 
+import json
 import shlex
 import shutil
 import time
@@ -87,8 +88,8 @@ def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(
         assert r.data.metrics["val/acc_best"] == pytest.approx(t.value)
         assert 1 <= r.data.metrics["best_epoch"] <= 2
     best = study.best_trial
-    assert closing["best"].startswith(f"best trial {best.number} of 3: val/acc {best.value:.4f} with "
-                                      f"model.width={best.params['model.width']} "
+    assert closing["best"].startswith(f"best trial {best.number} (3 trials done): val/acc "
+                                      f"{best.value:.4f} with model.width={best.params['model.width']} "
                                       f"optim.lr={best.params['optim.lr']:.4g}")
     assert closing["report"] == (f"python -m experiments.report s --storage sqlite:///{workdir}/optuna.db "
                                  f"--tracking-uri sqlite:///{workdir}/mlflow.db")
@@ -100,6 +101,7 @@ def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(
     assert words[:3] == ["python", "-m", "experiments.train"]
     trial_run = next(r for r in trials if r.data.tags["optuna.trial"] == str(best.number))
     trial_cfg = load_config(study.user_attrs["base_overrides"] + best.user_attrs["overrides"])
+    trial_cfg.train.precision = json.loads(study.user_attrs["identity"]["train.precision"])  # as used
     assert training(load_config(words[3:])) == training(trial_cfg)
     assert closing["reproduce"] == reproduce(trial_run.data.params)
     assert f"#   {closing['reproduce']}" in (workdir / "conf/experiment/best/s.yaml").read_text()

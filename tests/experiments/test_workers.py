@@ -3,6 +3,8 @@ same command: test_crash_safety.py)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import optuna
@@ -10,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import DATA_ROOT, load_study
+from tests.conftest import DATA_ROOT, load_study, wait_for
 from tests.sweeps import Sweeps
 
 pytestmark = pytest.mark.slow
@@ -57,4 +59,32 @@ def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
     runs = _trial_runs(tmp_path)
     assert sorted(runs) == list(range(6))
     assert {r.data.tags["mlflow.parentRunId"] for r in runs.values()} == {
-        _study(tmp_path).user_attrs["mlflow_parent_run_id"]}
+        _study(tmp_path).user_attrs["mlflow_parent_run_id"]}@pytest.mark.slow
+def test_workers_stop_when_their_main_process_is_killed_and_the_rerun_completes(
+        tmp_path: Path) -> None:
+    """However the main process ends (kill -9 here, as the OOM killer does), its workers do not
+    run on for nobody: each closes its trial and exits, and the same command finishes the study."""
+    with Sweeps(tmp_path) as sweeps:
+        proc = sweeps.start(_args(tmp_path, 4, "sweep.workers=2"), failpoints="trial.start=1:pause")
+        workers = sweeps.paused("trial.start", 2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        wait_for(lambda: not any(map(_alive, workers)) or None, "the orphaned workers to stop",
+                 timeout=120)
+        rerun = sweeps.start(_args(tmp_path, 4, "sweep.workers=2"))
+        rerun.wait(timeout=900)
+        assert rerun.returncode == 0, sweeps.output(rerun)
+    trials = _study(tmp_path).trials
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie nobody has reaped yet has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+
