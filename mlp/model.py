@@ -121,6 +121,13 @@ class MLP(nn.Module):
             setattr(self, f"W{i}", nn.Parameter(w))
             setattr(self, f"b{i}", nn.Parameter(torch.zeros(fan_out)))
 
+    def __getstate__(self) -> dict:
+        """Pickled (a logged model, a deep copy) without the bf16 casts: they are remade."""
+        return {**self.__dict__, "_casts": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__({"_casts": {}, **state})  # a model pickled before the casts existed
+
     def layers(self) -> list[tuple[nn.Parameter, nn.Parameter]]:
         """``[(W1, b1), ..., (WL, bL)]``, input layer first."""
         n = len(self.sizes) - 1

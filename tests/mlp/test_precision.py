@@ -2,6 +2,7 @@
 the hand-written backward against autograd in bf16, fp32 master weights and gradients, and both
 models training and evaluating on bf16 images."""
 
+import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from mlp import functional as F
 from mlp import model as model_module
 from mlp import precision as precision_module
-from mlp.model import build_model
+from mlp.model import MLP, build_model
 from mlp.optim import SGD
 from mlp.precision import (
     Shape,
@@ -224,3 +225,20 @@ def test_fp32_inputs_still_run_in_fp32_after_bf16_training() -> None:
     x = torch.rand(4, 784)
     assert model(cast_inputs(x, "bf16")).dtype == torch.bfloat16
     assert model(x).dtype == torch.float32
+
+
+def test_a_pickled_model_leaves_its_bf16_casts_behind_and_remakes_them() -> None:
+    """A logged model carries its fp32 weights only; one pickled before the casts existed loads."""
+    model = build_model(784, 10, [32], seed=0)
+    x = cast_inputs(torch.rand(4, 784), "bf16")
+    expected = model(x)
+    assert model._casts
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy._casts == {}
+    torch.testing.assert_close(copy(x), expected)
+    state = model.__dict__.copy()
+    del state["_casts"]
+    older = MLP.__new__(MLP)
+    older.__setstate__(state)
+    torch.testing.assert_close(older(x), expected)
+
