@@ -59,7 +59,9 @@ def test_two_worker_processes_share_one_study(tmp_path: Path) -> None:
     runs = _trial_runs(tmp_path)
     assert sorted(runs) == list(range(6))
     assert {r.data.tags["mlflow.parentRunId"] for r in runs.values()} == {
-        _study(tmp_path).user_attrs["mlflow_parent_run_id"]}@pytest.mark.slow
+        _study(tmp_path).user_attrs["mlflow_parent_run_id"]}
+
+
 def test_workers_stop_when_their_main_process_is_killed_and_the_rerun_completes(
         tmp_path: Path) -> None:
     """However the main process ends (kill -9 here, as the OOM killer does), its workers do not
@@ -85,6 +87,3 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
     except OSError:
         return False
-
-
-
