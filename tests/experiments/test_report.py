@@ -4,6 +4,7 @@ edge warning, best-so-far curves grouped by search seed, and one-line errors on 
 import contextlib
 import dataclasses
 import hashlib
+import json
 import re
 import shlex
 import shutil
@@ -109,6 +110,7 @@ def test_printed_command_reproduces_the_best_trial_and_edges_are_warned(made: tu
     assert head == "reproduce" and command.startswith("python -m experiments.train ")
     cfg = load_config(shlex.split(command)[3:])
     want = load_config([*study.user_attrs["base_overrides"], *best.user_attrs["overrides"]])
+    want.train.precision = json.loads(study.user_attrs["identity"]["train.precision"])  # as trained
     assert (cfg.model, cfg.optim, cfg.train) == (want.model, want.optim, want.train)
     assert dataclasses.replace(cfg.data, root=want.data.root) == want.data  # data.root: a runtime key
     # one form: the report prints what the sweep printed and the experiment file holds
