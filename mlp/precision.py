@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,8 +129,9 @@ def measure_speedup(timer: Timer, *, rounds: int = ROUNDS, budget_s: float = BUD
 
 def step_timer(shape: Shape, device: torch.device, *, max_steps: int = MAX_STEPS) -> Timer:
     """A timer of real training steps (our model, SGD, the shape's backward pass) on random
-    batches: one untimed warm-up step per precision, then as many steps per round as fill about
-    :data:`ROUND_S` in fp32 (one for a wide model, up to ``max_steps`` for a small one)."""
+    batches: an untimed warm-up step in bf16, then one fp32 step whose time sets how many steps
+    a round takes to fill about :data:`ROUND_S` (one for a wide model, up to ``max_steps`` for a
+    small one)."""
     from mlp.model import build_model  # noqa: PLC0415 - the model module imports this one
     from mlp.optim import SGD  # noqa: PLC0415
     from mlp.train import train_epoch  # noqa: PLC0415
@@ -173,10 +174,6 @@ def resolve_precision(name: str, device: torch.device, *, shape: Shape | None = 
         return Decision("bf16", f"asked for; {native_bf16(device, flags=flags)[1]}, so bf16 is "
                                 "emulated and slower than fp32")
     return Decision(name, "asked for")
-
-
-def shape_of(sizes: Sequence[int], activation: str, backward: str, batch_size: int) -> Shape:
-    return Shape(tuple(int(s) for s in sizes), activation, backward, int(batch_size))
 
 
 def compute_dtype(precision: str) -> torch.dtype:

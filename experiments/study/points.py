@@ -4,6 +4,7 @@ study exists) and its middle (where a study times ``auto`` precision)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
@@ -17,27 +18,22 @@ def extremes(space: Space) -> list[list[str]]:
     Composing and validating both catches a range that leaves the config's valid values
     (``optim.lr: interval(0, 1)``) before any study exists.
     """
-    out = []
-    for pick in (0, -1):
-        overrides = []
-        for d in space.dims:
-            value = d.fixed if d.dist is None else _bounds(d.dist)[pick]
-            overrides.append(f"{d.key}={override_text(value)}")
-        if space.depth is not None:
-            depth, width = _bounds(space.depth)[pick], _bounds(space.width)[pick]
-            overrides.append(f"model.hidden_sizes=[{','.join([str(width)] * int(depth))}]")
-        out.append(overrides)
-    return out
+    return [_point(space, lambda dist: _bounds(dist)[0]), _point(space, lambda dist: _bounds(dist)[-1])]
 
 
 def middle(space: Space) -> list[str]:
     """Overrides that put every dimension at its middle: a categorical's middle choice, a range's
     midpoint (geometric on a log scale, on the step's grid). A study times ``auto`` precision on
     this point, the one that represents its space best in a single shape."""
-    overrides = [f"{d.key}={override_text(d.fixed if d.dist is None else _middle(d.dist))}"
+    return _point(space, _middle)
+
+
+def _point(space: Space, value_of: Callable[[BaseDistribution], Any]) -> list[str]:
+    """Overrides that set every dimension (and the per-layer widths) to ``value_of`` its range."""
+    overrides = [f"{d.key}={override_text(d.fixed if d.dist is None else value_of(d.dist))}"
                  for d in space.dims]
     if space.depth is not None:
-        depth, width = _middle(space.depth), _middle(space.width)
+        depth, width = value_of(space.depth), value_of(space.width)
         overrides.append(f"model.hidden_sizes=[{','.join([str(width)] * int(depth))}]")
     return overrides
 

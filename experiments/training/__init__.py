@@ -11,10 +11,9 @@ from experiments.training.runner import (
     resolve_device,
     settle_precision,
     setup_torch,
-    shape_of,
     train_config,
 )
 from experiments.training.tracked import figure_run, tracked_run
 
-__all__ = ["Data", "Trained", "load_data", "peak_memory_mb", "precision_of", "settle_precision", "shape_of",
+__all__ = ["Data", "Trained", "load_data", "peak_memory_mb", "precision_of", "settle_precision",
            "reset_peak_memory", "resolve_device", "setup_torch", "figure_run", "tracked_run", "train_config"]
