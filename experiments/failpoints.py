@@ -33,6 +33,8 @@ ENV, DIR_ENV = "MLP_FAILPOINTS", "MLP_FAILPOINTS_DIR"
 POINTS = {
     "study.create": "both stores answered; the storage's tables and the study about to be created "
                     "or loaded (before any lock)",
+    "study.parent": "the study created or loaded without a parent MLflow run, which is about to be "
+                    "created (under the study's lock)",
     "worker.claim": "a trial just claimed (RUNNING), before its heartbeat and worker are recorded",
     "trial.start": "a claimed trial with its heartbeat beating, before its MLflow run is created",
     "trial.epoch_end": "an epoch's value reported to Optuna, before the next epoch starts",

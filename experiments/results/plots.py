@@ -181,7 +181,8 @@ def _bins(axis: Axis, xs: np.ndarray) -> np.ndarray:
 def isolation(points: list[Point], axes: list[Axis], *, metric: str, minimize: bool,
               title: str = "") -> Figure:
     """Isolation plots: the best score reached at each value (or bin) of each parameter, on one
-    shared score axis (a small difference looks small)."""
+    shared score axis (a small difference looks small); a hollow marker is a value that rests on
+    one complete trial (its score says as much about the other settings of that trial)."""
     fig, subplots = _grid(len(axes), sharey=True)
     done = [p for p in points if p.complete]
     colours = palette([p.label for p in done])
@@ -194,7 +195,11 @@ def isolation(points: list[Point], axes: list[Axis], *, metric: str, minimize: b
             xs = _bins(axis, np.array([axis.x(p.params[axis.key]) for p in mine]))
             ys = np.array([p.score for p in mine])
             keys = np.unique(xs)
-            ax.plot(keys, [pick(ys[xs == k]) for k in keys], "o-", color=c, label=label or None)
+            tops = np.array([pick(ys[xs == k]) for k in keys])
+            one = np.array([np.count_nonzero(xs == k) == 1 for k in keys])
+            ax.plot(keys, tops, "-", color=c, label=label or None)
+            ax.plot(keys[~one], tops[~one], "o", color=c)
+            ax.plot(keys[one], tops[one], "o", color=c, mfc="white")  # rests on one trial
         decorate(ax, axis, metric)
     return _finish(fig, colours, title or f"best {metric} reached at each value (binned when continuous)")
 

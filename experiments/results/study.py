@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
@@ -14,8 +15,9 @@ from unittest import mock
 import optuna
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
-from experiments.config import load_config, reproduce
+from experiments.config import load_config, plural, reproduce
 from experiments.results import plots as rp
 from experiments.results.data import (
     TrialRow,
@@ -81,6 +83,7 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
     if not view.top:
         page.para("No trial completed: nothing to report (see the failed trials' errors in MLflow).")
         return
+    _state(page, view)
     best = view.study.best_trial
     page.para(f"Best trial {best.number}: {view.metric} {best.value:.4f} (selected on validation) "
               f"with {json.dumps(best.params)}.")
@@ -94,6 +97,7 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
     page.para("Reproduce the chosen configuration:")
     page.code(command)
     _top_table(page, view, client, top)
+    _importances(page, view)
     difficulty_section(page, view.name, varied(view.study), view.rows, minimize=view.minimize)
     _param_plots(page, view, prefix)
     dists = varied(view.study)
@@ -103,6 +107,43 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
                   order={k: list(getattr(d, "choices", ())) for k, d in dists.items()})
     _curves(page, view, client, curves, prefix)
     _replicates(page, view, client)
+
+
+def _state(page: Page, view: StudyView) -> None:
+    """Say when the report is partial (trials still running or waiting) and what a quick form
+    left out of the search."""
+    states = [t.state for t in view.study.get_trials(deepcopy=False)]
+    running, waiting = states.count(TrialState.RUNNING), states.count(TrialState.WAITING)
+    if running or waiting:
+        text = (f"The study is still running ({plural(running, 'trial')} running, {waiting} waiting): this "
+                f"report shows the {len(view.rows)} trials that ended so far; make it again once "
+                "the sweep has finished.")
+        print(f"note: study {view.name}: {text}")
+        page.warn(text)
+    for line in view.study.user_attrs.get("quick.left_out", []):  # the sweep's QUICK_CUT_ATTR
+        page.warn(f"Quick form (sweep.quick=true): {line}.")
+
+
+def _importances(page: Page, view: StudyView) -> None:
+    """Optuna's parameter importances (fANOVA) over the complete trials: how much of the score's
+    variation each hyperparameter explains, beside the per-value bests that can mislead."""
+    done = view.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    names = {k for t in done for k in t.params}
+    if len(done) < 2 or len(names) < 2:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's experimental-API notes
+        try:
+            scores = optuna.importance.get_param_importances(
+                view.study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+        except (ValueError, RuntimeError) as exc:
+            page.para(f"Parameter importances: not computed ({exc}).")
+            return
+    page.heading("Which hyperparameters matter", 3)
+    page.para(f"Optuna's fANOVA importance over the {len(done)} complete trials: the share of the "
+              f"variation in {view.metric} each hyperparameter explains (they sum to 1). It says how "
+              "much a setting matters, not which value is best; the plots below show the values.")
+    page.table(["hyperparameter", "importance"], [[k, f"{v:.3f}"] for k, v in scores.items()])
 
 
 def reproduce_best(view: StudyView, client: MlflowClient) -> str:
@@ -164,7 +205,8 @@ def _param_plots(page: Page, view: StudyView, prefix: str) -> None:
                                       "(hollow = pruned, star = best)"),
                 f"{prefix}-axis.png", f"{view.name}: score against each varied hyperparameter")
     page.figure(rp.isolation(points, axes, metric=view.metric, minimize=view.minimize,
-                             title=f"{view.name}: best {view.metric} at each value"),
+                             title=f"{view.name}: best {view.metric} at each value "
+                                   "(hollow = one trial only)"),
                 f"{prefix}-isolation.png", f"{view.name}: isolation plots (best trial per value)")
 
 

@@ -21,6 +21,7 @@ from experiments.config import Config, compose_config, to_config
 from experiments.stores import mask_url, probe
 from experiments.study import identity, runs
 from experiments.study.points import extremes, middle
+from experiments.study.quick import quick_form
 from experiments.study.samplers import make_pruner, make_sampler
 from experiments.study.space import Space, SpaceError, build_space, grid
 from experiments.study.storage import open_storage, open_study, serialised
@@ -46,6 +47,7 @@ class SweepContext:
 
     composed: tuple[list[str], DictConfig] | None = None  # self.overrides, composed once
     precision_line: str = ""  # what the study's trials multiply in, and why
+    quick_cut: list[str] = field(default_factory=list)  # what the quick form left out, in words
 
     def data_for(self, cfg: Config) -> Data:
         """The split (or folds) for ``cfg``, loaded once per process for each distinct data
@@ -74,6 +76,7 @@ class SweepContext:
 
 
 _ABSENT = object()
+QUICK_CUT_ATTR = "quick.left_out"
 
 
 def set_leaves(base: DictConfig, overrides: list[str]) -> DictConfig | None:
@@ -96,7 +99,12 @@ def prepare(overrides: list[str]) -> SweepContext:
     """Compose and check everything that needs no storage: config, space, sampler fit."""
     base = compose_config(overrides)
     cfg = to_config(base)
-    space = build_space(cfg.search, base)
+    space, cut = build_space(cfg.search, base), []
+    if cfg.sweep.quick:
+        capped = {"train.epochs": cfg.train.epochs, "data.limit_train": cfg.data.limit_train,
+                  "data.val_size": cfg.data.val_size}
+        space, cut = quick_form(space, capped, grid_sampler=cfg.sweep.sampler == "grid",
+                                n_trials=cfg.sweep.n_trials)
     if space.is_empty:
         raise SpaceError("the search space is empty: pick one with search=NAME or "
                          "+experiment=NAME (see conf/search/ and conf/experiment/)")
@@ -115,7 +123,7 @@ def prepare(overrides: list[str]) -> SweepContext:
         if cfg.sweep.n_trials > size:
             print(f"note: the grid has {size} points; sweep.n_trials={cfg.sweep.n_trials} -> {size}")
             cfg.sweep.n_trials = size
-    return SweepContext(cfg=cfg, overrides=list(overrides), base=base, space=space)
+    return SweepContext(cfg=cfg, overrides=list(overrides), base=base, space=space, quick_cut=cut)
 
 
 def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
@@ -152,6 +160,8 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
                 identity.check(study, stored, mine, how=how)
             if identity.IDENTITY_ATTR not in attrs:
                 identity.record(study, mine, ctx.overrides)
+                if ctx.quick_cut:  # for the report
+                    study.set_user_attr(QUICK_CUT_ATTR, ctx.quick_cut)
     except identity.IdentityError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -28,7 +28,7 @@ from experiments.config import Config, local_conf_dir, number, report_command, r
 from experiments.stores import held_lock, mask_url
 from experiments.study.budget import counts, done
 from experiments.study.context import SweepContext
-from experiments.study.parent import best_trial
+from experiments.study.parent import best_trial, close_finished, unlogged
 from experiments.study.runs import close_orphans
 from experiments.study.samplers import exhausted
 from experiments.training import tracked_run
@@ -77,7 +77,7 @@ def finish(ctx: SweepContext, study: optuna.Study, *, spent: bool) -> dict[str, 
 def _finish(ctx: SweepContext, study: optuna.Study) -> dict[str, Any]:
     todo = missing(study)
     if not todo:  # another process finished it; this one had marked the parent RUNNING again
-        tracking.end_run(ctx.client, ctx.parent_run_id, tracking.FINISHED)
+        close_finished(ctx, ctx.parent_run_id)
         return dict(study.user_attrs.get(SUMMARY_ATTR) or {})
     try:
         if ctx.outbox.queue:
@@ -130,7 +130,7 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
     best = best_trial(study)
     if best is None:
         print("no trial completed: nothing to choose; see the failed trials' errors in MLflow")
-        tracking.end_run(client, run_id, tracking.FINISHED)
+        close_finished(ctx, run_id)
         for stage in STAGES[1:]:
             mark(stage)
         return {}
@@ -160,10 +160,11 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
         c = counts(study)
         summary.update({"best/trial": best.number, "trials/complete": c[TrialState.COMPLETE],
                         "trials/pruned": c[TrialState.PRUNED], "trials/failed": c[TrialState.FAIL]})
-        tracking.log_metrics(client, run_id, {k: v for k, v in summary.items() if k != "trials/done"},
+        metrics = {k: v for k, v in summary.items() if k != "trials/done"}
+        tracking.log_metrics(client, run_id, unlogged(ctx, run_id, metrics, best.number),
                              step=best.number)
         crash_point("closed")
-        tracking.end_run(client, run_id, tracking.FINISHED)
+        close_finished(ctx, run_id)
         mark("closed")
     closing_lines(ctx, study, best, cfg, summary)
     return summary

@@ -21,7 +21,7 @@ from experiments.study.budget import counts, done, top_up
 from experiments.study.context import SweepContext, connect, prepare
 from experiments.study.finish import already_finished, finish, remind
 from experiments.study.identity import IdentityError
-from experiments.study.parent import SweepError, attach_parent
+from experiments.study.parent import SweepError, attach_parent, close_finished
 from experiments.study.space import SpaceError
 from experiments.study.storage import quiet_optuna, serialised
 from experiments.study.worker import check_workers, deadline_of, epochs_spent, run_workers, work
@@ -83,9 +83,11 @@ def _sweep(ctx: SweepContext, study: optuna.Study) -> dict[str, Any]:
           f"sampler {cfg.sweep.sampler}, pruner {cfg.sweep.pruner}, {plural(cfg.sweep.workers, 'worker')}; "
           f"MLflow {mask_url(cfg.mlflow.tracking_uri)} run {ctx.parent_run_id}", flush=True)
     print(ctx.precision_line, flush=True)
+    for line in ctx.quick_cut:
+        print(f"quick form: {line}", flush=True)
     if already_finished(study) and not (c[TrialState.WAITING] or c[TrialState.RUNNING]):
         print("study already complete: raise sweep.n_trials to run more")
-        tracking.end_run(ctx.client, ctx.parent_run_id, tracking.FINISHED)
+        close_finished(ctx, ctx.parent_run_id)
         remind(ctx, study)
         return {}
     if cfg.sweep.workers > 1:

@@ -271,3 +271,4 @@ def grid(space: Space) -> dict[str, list[Any]]:
             raise SpaceError(f"sweep.sampler=grid needs choice(...) or range(...) for every key; "
                              f"{d.key!r} is {d.expression}")
     return out
+

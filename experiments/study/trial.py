@@ -45,7 +45,11 @@ class Outcome:
     note: str = ""
 
 
-def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, float]):
+def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, float], *,
+              last: int):
+    """Report each epoch's best-so-far to Optuna and ask its pruner, except after the ``last``
+    epoch the trial may train: a trial that trained every epoch it was allowed is COMPLETE
+    (Hyperband's top rung, or a quick form's epoch cap, is not a reason to prune)."""
     def report(epoch: int, metrics: dict[str, float]) -> None:
         signals.check()
         value, best["last"] = metrics[metric], epoch
@@ -55,7 +59,7 @@ def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, 
                 best["sd"] = metrics[f"{metric}_sd"]
         with signals.deferred():  # the study's store is written whole or not at all
             trial.report(best["value"], step=epoch)
-            prune = trial.should_prune()
+            prune = epoch < last and trial.should_prune()
         failpoints.hit("trial.epoch_end")
         if prune:
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric} best {best['value']:.4f})")
@@ -102,17 +106,17 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
         sampled, chosen = sample(ctx.space, trial, ctx.base)
         trial.set_user_attr("overrides", sampled)
         cfg = ctx.trial_config(sampled)
-        extra = {"optuna.trial_number": trial.number,
-                 **{f"sampled.{k}": v for k, v in chosen.items()}}
         log.label = short_name(chosen)
         _mlflow(ctx, log.run, f"trial {trial.number}: params", tracking.log_config, cfg,
-                extra=extra, tags={"mlflow.runName": run_name(trial.number, log.label)})
+                tags={"mlflow.runName": run_name(trial.number, log.label),
+                      "sampled": ", ".join(chosen)})  # which of its params the study varied
         shown, close = epoch_progress(cfg.train.epochs, desc=f"trial {trial.number}", keep=False,
                                       every=PROGRESS_EVERY, bar=None if ctx.cfg.sweep.workers == 1
                                       else False)  # several processes: plain lines, not bars
         try:
             train_config(cfg, data=ctx.data_for(cfg), on_probe=log, refit=False, on_epoch_end=chain(
-                log, shown, _reporter(trial, metric, study.direction.name == "MINIMIZE", best)))
+                log, shown, _reporter(trial, metric, study.direction.name == "MINIMIZE", best,
+                                   last=cfg.train.epochs)))
         finally:
             close()
         state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED

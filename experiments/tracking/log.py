@@ -36,9 +36,19 @@ def log_params(client: MlflowClient, run_id: str, params: dict[str, Any], *,
 
 def log_config(client: MlflowClient, run_id: str, cfg: Config, *, extra: dict | None = None,
                tags: dict[str, str] | None = None) -> None:
-    """Every resolved config leaf as a param (and ``tags``), plus ``config.yaml`` as an artifact."""
-    log_params(client, run_id, {**flatten(cfg), **(extra or {})}, tags=tags)
+    """Every setting as a param (:func:`run_params`; and ``tags``), plus the whole resolved
+    ``config.yaml`` as an artifact."""
+    log_params(client, run_id, {**run_params(cfg), **(extra or {})}, tags=tags)
     client.log_text(run_id, mask_url(to_yaml(cfg)), "config.yaml")
+
+
+def run_params(cfg: Config) -> dict[str, object]:
+    """Each setting once, under its config key (the README's table): not the search space
+    (the study's, on its parent run), and not ``model.width``/``model.depth`` when
+    ``model.hidden_sizes`` replaces them (they would name a network the run did not train)."""
+    flat = flatten(cfg)
+    unused = ("model.width", "model.depth") if cfg.model.hidden_sizes else ()
+    return {k: v for k, v in flat.items() if not k.startswith("search.") and k not in unused}
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], *,

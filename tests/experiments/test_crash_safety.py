@@ -65,6 +65,11 @@ def _check_complete(tmp: Path, n: int = N_TRIALS) -> optuna.Study:
     assert finished == sorted(t.number for t in study.trials if t.state == TrialState.COMPLETE)
     (parent,) = [r for r in runs if r.data.tags.get("kind") == "study"]
     assert parent.info.status == "FINISHED" and "test/acc" in parent.data.metrics
+    assert "stopped" not in parent.data.tags  # an earlier run's reason to stop no longer holds
+    client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+    for key in ("test/acc", "best/trial"):  # logged once, however often the finish was resumed
+        steps = [m.step for m in client.get_metric_history(parent.info.run_id, key)]
+        assert len(steps) == len(set(steps)), (key, steps)
     return study
 
 
@@ -83,7 +88,10 @@ def test_the_same_command_completes_a_sweep_killed_at_every_point_in_turn(tmp_pa
         assert code == -signal.SIGKILL and f"failpoint {failpoint.split('=')[0]}: kill" in out, out
         return out
 
-    killed_at("worker.claim=2:kill")  # trial 1 claimed, then the worker died before its beat
+    killed_at("study.parent=kill")  # the study created, its parent run not
+    assert not _study(tmp_path).trials and not _runs(tmp_path)
+    out = killed_at("worker.claim=2:kill")  # trial 1 claimed, then the worker died before its beat
+    assert "this run adopts it" in out
     (claimed,) = _trials(tmp_path, TrialState.RUNNING)
     assert claimed.number == 1 and not claimed.params
     killed_at("trial.epoch_end=1:kill")  # trial 2 killed after its first epoch

@@ -74,7 +74,8 @@ def test_report_holds_every_plot_and_is_logged_to_each_parent(made: tuple[Path, 
     md = (out / "report.md").read_text()
     for png in expected:
         assert f"]({png})" in md
-    for heading in ("## Studies compared", "### Top ", "### Every varied hyperparameter",
+    for heading in ("## Studies compared", "### Top ", "### Which hyperparameters matter",
+                    "### Every varied hyperparameter",
                     "### Learning curves of the best", "Test accuracy of the chosen configuration"):
         assert heading in md
     client = MlflowClient(f"sqlite:///{tmp}/mlflow.db")
