@@ -19,6 +19,7 @@ from pathlib import Path
 
 from experiments.cli import command_config, fail, one_line
 from experiments.stores import mask_url
+from experiments.tracking import check_store
 from experiments.training import figure_run
 from experiments.training.figures import activation_figures
 
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = command_config(argv, prog="python -m experiments.activations", doc=__doc__)
     if isinstance(cfg, int):
         return cfg
+    try:  # before anything is drawn or written
+        check_store(cfg.mlflow.tracking_uri)
+    except ConnectionError as exc:
+        fail(str(exc))
     figs, gaps = activation_figures()
     OUT.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():

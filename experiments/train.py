@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from experiments.cli import command_config, fail
+from experiments.tracking import check_store
 from experiments.training import setup_torch, tracked_run
 from mlp import DataError, DivergedError
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = command_config(argv, prog="python -m experiments.train", doc=__doc__)
     if isinstance(cfg, int):
         return cfg
+    try:  # before minutes of training
+        check_store(cfg.mlflow.tracking_uri)
+    except ConnectionError as exc:
+        fail(str(exc))
     setup_torch()
     try:
         run_id, final = tracked_run(cfg)

@@ -1,4 +1,5 @@
-"""Every example in every command's ``--help`` and in the README runs, in its quick form.
+"""Every example in every command's ``--help``, the README and ``docs/`` runs, in its quick form;
+every link between those pages leads somewhere.
 
 An example is a ``python -m ...`` (or ``make sweep|train|data|bench``) line with concrete
 arguments; a line with a placeholder (``STUDY``, ``[overrides]``, ``...``) is a synopsis and
@@ -27,7 +28,7 @@ COMMANDS = ("experiments.sweep", "experiments.train", "experiments.report", "exp
             "experiments.replicate", "experiments.strategies", "experiments.activations",
             "experiments.bench", "experiments.bench_sweep", "experiments.bench_workers", "mlp")
 TRAINS = ("experiments.sweep", "experiments.train", "experiments.strategies")
-# What this suite does not run, and why (each must still be named in the README).
+# What this suite does not run, and why (each must still be named in the README or docs/).
 NOT_RUN = {
     "make test": "the suite itself",
     "make test-fast": "the suite itself",
@@ -62,12 +63,16 @@ def help_examples(module: str) -> list[str]:
     return [" ".join(line.split()) for line in found]
 
 
-def readme_examples() -> list[str]:
-    """The commands in the README's code spans and code blocks (continuation lines joined)."""
-    text = (REPO / "README.md").read_text()
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def readme_examples(path: Path = REPO / "README.md") -> list[str]:
+    """The commands in a page's code spans and code blocks (continuation lines joined); a
+    ``text`` block is output, not commands."""
+    text = path.read_text()
     lines = []
     for language, block in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
-        if language in ("yaml", "python"):
+        if language in ("yaml", "python", "text"):
             continue
         lines += [line.split("#")[0] for line in block.replace("\\\n", " ").splitlines()]
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
@@ -125,8 +130,9 @@ def all_examples() -> dict[str, str]:
     for module in COMMANDS:
         for example in help_examples(module):
             found.setdefault(example, f"python -m {module} --help")
-    for example in readme_examples():
-        found.setdefault(example, "README.md")
+    for path in DOCS:
+        for example in readme_examples(path):
+            found.setdefault(example, str(path.relative_to(REPO)))
     return found
 
 
@@ -147,7 +153,7 @@ def runnable() -> list[tuple[str, str, str, list[str]]]:
 
 
 @pytest.mark.slow  # every command's --help, composed
-def test_examples_are_found_in_every_help_and_the_readme() -> None:
+def test_examples_are_found_in_every_help_the_readme_and_the_docs() -> None:
     helps = {m: help_examples(m) for m in COMMANDS}
     for module in ("experiments.sweep", "experiments.train", "experiments.report",
                    "experiments.compare", "experiments.replicate", "experiments.strategies",
@@ -225,3 +231,29 @@ if __name__ == "__main__":  # the test above: python -m tests.test_examples WORK
     problems = run_examples(runnable())
     print("\n".join(problems))
     sys.exit(1 if problems else 0)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_link_between_the_readme_and_the_docs_leads_somewhere() -> None:
+    """A newcomer follows links: each relative link names a file that exists (and a heading in
+    it, when it names one), and every docs/ page is linked from the README."""
+    broken = []
+    for path in DOCS:
+        for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            if not dest.exists():
+                broken.append(f"{path.relative_to(REPO)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in {
+                    _anchor(h) for h in re.findall(r"^#+ (.*)$", dest.read_text(), re.M)}:
+                broken.append(f"{path.relative_to(REPO)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+    linked = set(re.findall(r"\]\((docs/[^)#]+)", (REPO / "README.md").read_text()))
+    assert {f"docs/{p.name}" for p in DOCS[1:]} <= linked

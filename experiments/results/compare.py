@@ -152,9 +152,7 @@ def figures(client: MlflowClient, df: pd.DataFrame, keys: list[str], metric: str
     against the score."""
     made, score_of = {}, f"best {metric}"
     scored = df[df[score_of].notna()]
-    top = {f"{d['study'] or d['kind']}/{d['run']} ({_score(d[score_of])})": history(client, d['run_id'])
-           for _, d in df.head(curves).iterrows()}
-    top = {k: h for k, h in top.items() if h}
+    top = distinct_curves(client, df, score_of, curves)
     if top:
         made["curves.png"] = rp.curves_overlay(top, title=f"the best {len(top)} runs by {metric} "
                                                "(solid = training, dashed = validation)")
@@ -166,6 +164,29 @@ def figures(client: MlflowClient, df: pd.DataFrame, keys: list[str], metric: str
         made["params.png"] = rp.param_scores(points, axes, metric=score_of,
                                              title=f"{score_of} against each parameter that varies")
     return made
+
+
+def distinct_curves(client: MlflowClient, df: pd.DataFrame, score_of: str,
+                    n: int) -> dict[str, list[dict[str, float]]]:
+    """The learning curves of the ``n`` best runs whose curves differ: a retrained best trains
+    what its trial trained and draws the same curves, so it is one entry, labelled with both."""
+    top: dict[str, list[dict[str, float]]] = {}
+    seen: dict[tuple, str] = {}
+    for _, d in df.iterrows():
+        if len(top) == n:
+            break
+        hist = history(client, d["run_id"])
+        if not hist:
+            continue
+        label = f"{d['study'] or d['kind']}/{d['run']} ({_score(d[score_of])})"
+        key = tuple(tuple(sorted(h.items())) for h in hist)
+        if key in seen:  # the same curves under another run: name it on the first one's line
+            first = seen[key]
+            top[f"{first} = {d['run']}"] = top.pop(first)
+            seen[key] = f"{first} = {d['run']}"
+            continue
+        seen[key], top[label] = label, hist
+    return top
 
 
 def save(figs: dict[str, Figure], out: Path) -> list[Path]:

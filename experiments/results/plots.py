@@ -256,16 +256,19 @@ def curves_overlay(histories: dict[str, list[dict[str, float]]], *, title: str =
     colours = palette(list(histories))
     for label, hist in histories.items():
         epochs = range(1, len(hist) + 1)
-        for ax, name in ((ax_loss, "loss"), (ax_acc, "acc")):
-            ax.plot(epochs, [h[f"train/{name}"] for h in hist], "-", color=colours[label], alpha=0.6)
-            ax.plot(epochs, [h[f"val/{name}"] for h in hist], "--", color=colours[label], lw=2,
-                    label=label)
+        for ax, name in ((ax_loss, "loss"), (ax_acc, "acc")):  # one colour per run, both lines
+            ax.plot(epochs, [h[f"train/{name}"] for h in hist], "-", color=colours[label], lw=1.2)
+            ax.plot(epochs, [h[f"val/{name}"] for h in hist], "--", color=colours[label], lw=2)
     for ax, name in ((ax_loss, loss), (ax_acc, "accuracy")):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    if histories:
-        ax_acc.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    if histories:  # a solid swatch per run (its colour), then what solid and dashed mean
+        handles = [Line2D([], [], color=c, lw=3, label=k) for k, c in colours.items()]
+        handles += [Line2D([], [], color="0.3", ls="-", lw=1.2, label="training"),
+                    Line2D([], [], color="0.3", ls="--", lw=2, label="validation")]
+        ax_acc.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1),
+                      borderaxespad=0)
     fig.suptitle(title or "learning curves (solid = training, dashed = validation)")
     return fig

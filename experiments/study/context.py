@@ -132,9 +132,7 @@ def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:
     before both stores answered and the study's identity matched."""
     cfg = ctx.cfg
     uri, url = cfg.mlflow.tracking_uri, cfg.sweep.storage
-    problem = tracking.unreachable(uri) or probe(uri)  # seconds, not MLflow's minutes of retries
-    if problem:
-        raise ConnectionError(f"cannot reach mlflow.tracking_uri={mask_url(uri)}: {mask_url(problem)}")
+    tracking.check_store(uri)  # seconds, not MLflow's minutes of retries
     problem = probe(url)
     if problem:
         raise ConnectionError(f"cannot open sweep.storage={mask_url(url)}: {mask_url(problem)}")

@@ -5,6 +5,7 @@ from experiments.tracking.client import (
     FAILED,
     FINISHED,
     KILLED,
+    check_store,
     client_for,
     transient,
     unreachable,
@@ -24,6 +25,6 @@ from experiments.tracking.log import (
 )
 from experiments.tracking.outbox import Outbox
 
-__all__ = ["FAILED", "FINISHED", "KILLED", "Outbox", "client_for", "end_run", "epoch_logger",
-           "log_config", "log_dataset", "log_figures", "log_history", "log_metrics", "log_model",
-           "log_params", "param_value", "transient", "unreachable", "where_to_look"]
+__all__ = ["FAILED", "FINISHED", "KILLED", "Outbox", "check_store", "client_for", "end_run",
+           "epoch_logger", "log_config", "log_dataset", "log_figures", "log_history", "log_metrics",
+           "log_model", "log_params", "param_value", "transient", "unreachable", "where_to_look"]

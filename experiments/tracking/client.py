@@ -12,7 +12,7 @@ from mlflow.entities import Experiment, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from experiments.stores import mask_url, schema_lock
+from experiments.stores import mask_url, probe, schema_lock
 
 FINISHED, FAILED, KILLED = (RunStatus.to_string(s) for s in
                             (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED))
@@ -85,6 +85,15 @@ def unreachable(uri: str, *, timeout: float = 5.0) -> str | None:
         return None  # something answers: the MLflow client says what is wrong with it
     except (OSError, ValueError) as exc:
         return f"GET {url} failed: {getattr(exc, 'reason', exc)} (timeout {timeout:g} s)"
+
+
+def check_store(uri: str) -> None:
+    """Raise ConnectionError (one line, the URI masked) when the tracking store cannot be used:
+    a server that does not answer, a SQLite file or folder that cannot be written. Seconds,
+    before any work, instead of MLflow's minutes of retries and warnings at the first call."""
+    problem = unreachable(uri) or probe(uri)
+    if problem:
+        raise ConnectionError(f"cannot reach mlflow.tracking_uri={mask_url(uri)}: {mask_url(problem)}")
 
 
 def _server(parts: urllib.parse.SplitResult) -> str:

@@ -30,3 +30,13 @@ def test_a_bad_override_writes_nothing(workdir: Path, capsys: pytest.CaptureFixt
         activations.main(["mlflow.experimnt=x"])
     assert info.value.code == 2 and capsys.readouterr().err.startswith("error: ")
     assert list(workdir.iterdir()) == []
+
+
+def test_an_unusable_store_is_one_line_before_anything_is_drawn(workdir: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        activations.main([f"mlflow.tracking_uri=sqlite:///{workdir}/no/such/folder/mlflow.db"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: cannot reach mlflow.tracking_uri=") and "does not exist" in err
+    assert list(workdir.iterdir()) == []
