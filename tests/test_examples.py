@@ -226,13 +226,6 @@ def test_every_example_runs_in_its_quick_form(tmp_path: Path) -> None:
     assert code == 0, out[-8000:] + err[-3000:]
 
 
-if __name__ == "__main__":  # the test above: python -m tests.test_examples WORKDIR
-    os.chdir(sys.argv[1])
-    problems = run_examples(runnable())
-    print("\n".join(problems))
-    sys.exit(1 if problems else 0)
-
-
 def _anchor(heading: str) -> str:
     """GitHub's anchor for a Markdown heading."""
     text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
@@ -257,3 +250,10 @@ def test_every_link_between_the_readme_and_the_docs_leads_somewhere() -> None:
     assert not broken, "\n".join(broken)
     linked = set(re.findall(r"\]\((docs/[^)#]+)", (REPO / "README.md").read_text()))
     assert {f"docs/{p.name}" for p in DOCS[1:]} <= linked
+
+
+if __name__ == "__main__":  # the test above: python -m tests.test_examples WORKDIR
+    os.chdir(sys.argv[1])
+    problems = run_examples(runnable())
+    print("\n".join(problems))
+    sys.exit(1 if problems else 0)

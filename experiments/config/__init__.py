@@ -2,7 +2,16 @@
 (``compose``), the checks a composed config must pass (``checks``) and a config in words: its
 run name and the command that reproduces it (``describe``)."""
 
-from experiments.config.checks import CHOICES, QUICK, ConfigError, apply_quick, quick_name, validate
+from experiments.config.checks import (
+    CHOICES,
+    METRICS,
+    QUICK,
+    ConfigError,
+    apply_quick,
+    objectives,
+    quick_name,
+    validate,
+)
 from experiments.config.compose import (
     CONF_DIR,
     CONFIG_NAME,
@@ -37,9 +46,9 @@ from experiments.config.schema import (
     TrainConfig,
 )
 
-__all__ = ["CHOICES", "CONFIG_NAME", "CONF_DIR", "QUICK", "Config", "ConfigError", "DataConfig",
+__all__ = ["CHOICES", "CONFIG_NAME", "CONF_DIR", "METRICS", "QUICK", "Config", "ConfigError", "DataConfig",
            "LayersSpace", "MlflowConfig", "ModelConfig", "OptimConfig", "SearchConfig", "SweepConfig",
            "TrainConfig", "apply_quick", "changes", "check_keys", "compose_config", "flatten",
-           "hydra_session", "label", "load_config", "local_conf_dir", "number", "plural",
-           "quick_name", "report_command", "reproduce", "short_name", "to_config", "to_yaml", "validate",
-           "with_local_conf"]
+           "hydra_session", "label", "load_config", "local_conf_dir", "number", "objectives",
+           "plural", "quick_name", "report_command", "reproduce", "short_name", "to_config", "to_yaml",
+           "validate", "with_local_conf"]

@@ -27,10 +27,44 @@ CHOICES = {
     "train.loss": ("cross_entropy", "mse"),
     "data.normalize": ("none", "standardize"),
     "device": ("auto", "cpu", "cuda"),
-    "sweep.sampler": ("tpe", "random", "grid", "qmc", "cmaes", "gp"),
+    "sweep.sampler": ("tpe", "random", "grid", "qmc", "cmaes", "gp", "nsga2"),
     "sweep.pruner": ("none", "median", "percentile", "hyperband", "successive_halving"),
-    "sweep.metric": ("val/acc", "val/loss"),
 }
+# What a trial records and can be scored on, with its natural direction: the best validation
+# accuracy or loss over its epochs, the model's parameters, the mean seconds of its epochs.
+METRICS = {"val/acc": "maximize", "val/loss": "minimize", "model/num_params": "minimize",
+           "perf/epoch_seconds": "minimize"}
+DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+MULTI_SAMPLERS = ("nsga2", "tpe", "random", "grid", "qmc")  # Optuna's multi-objective samplers
+
+
+def objectives(sweep: Any) -> list[tuple[str, str]]:
+    """``sweep.metric`` as ``[(metric, direction), ...]``: one name, or a list of names, each with
+    an optional ``:max`` or ``:min`` (else the metric's natural direction)."""
+    raw = [sweep.metric] if isinstance(sweep.metric, str) else list(sweep.metric)
+    out = []
+    for item in raw:
+        name, _, how = str(item).partition(":")
+        if name not in METRICS:
+            raise ConfigError(f"sweep.metric: {name!r} is not a metric the trials record; expected "
+                              f"one or a list of {', '.join(METRICS)}")
+        if how and how not in DIRECTIONS:
+            raise ConfigError(f"sweep.metric: {item!r}: unknown direction {how!r}; expected "
+                              f"{name}:max or {name}:min")
+        out.append((name, DIRECTIONS[how] if how else METRICS[name]))
+    names = [n for n, _ in out]
+    if not out or len(set(names)) < len(names):
+        raise ConfigError(f"sweep.metric={raw}: give one metric, or a list of different ones")
+    if len(out) > 1 and sweep.pruner != "none":
+        raise ConfigError(f"sweep.pruner={sweep.pruner}: Optuna's pruners cannot prune a study of "
+                          f"several metrics ({', '.join(names)}); use sweep.pruner=none")
+    if len(out) > 1 and sweep.sampler not in MULTI_SAMPLERS:
+        raise ConfigError(f"sweep.sampler={sweep.sampler}: cannot search several metrics; use one "
+                          f"of {', '.join(MULTI_SAMPLERS)}")
+    if names[0] not in ("val/acc", "val/loss"):
+        raise ConfigError(f"sweep.metric: the first metric is the score trials are ranked and "
+                          f"retrained by; make it val/acc or val/loss, not {names[0]}")
+    return out
 
 
 def _get(cfg: Config, key: str) -> Any:
@@ -45,6 +79,9 @@ def validate(cfg: Config) -> None:
     for key, allowed in CHOICES.items():
         if _get(cfg, key) not in allowed:
             raise ConfigError(f"{key}={_get(cfg, key)!r}: expected one of {', '.join(allowed)}")
+    objectives(cfg.sweep)
+    if cfg.sweep.retrain_front < 1:
+        raise ConfigError(f"sweep.retrain_front={cfg.sweep.retrain_front}: must be >= 1")
     at_least_one = ["model.depth", "model.width", "train.epochs", "train.batch_size"]
     for key in at_least_one:
         if _get(cfg, key) < 1:

@@ -4,6 +4,7 @@ a typo in a key or a value of the wrong type fails in Hydra with its own message
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -65,13 +66,14 @@ class SweepConfig:
     n_trials: int = 20
     timeout: float | None = None
     epoch_budget: int | None = None
-    metric: str = "val/acc"
+    metric: Any = "val/acc"  # one metric, or a list of them (a multi-objective study)
     workers: int = 1
     max_failures: int = 10
     seed: int = 0
     heartbeat: int = 20
     quick: bool = False
     retrain_best: bool = True
+    retrain_front: int = 3  # a study of several metrics retrains up to this many front trials
 
 
 @dataclass

@@ -130,9 +130,10 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
     rows, folds = [], max(1, int(fixed(study, "data.folds", 0)))
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                        TrialState.FAIL)):
-        score = t.value if t.state == TrialState.COMPLETE else _last(t)
+        score = t.values[0] if t.state == TrialState.COMPLETE else _last(t)  # several: the first
+        epochs = len(t.intermediate_values) or int(t.user_attrs.get("epochs", 0))
         rows.append(TrialRow(t.number, t.state.name, score, dict(t.params),
-                             folds * len(t.intermediate_values), t.datetime_start, t.datetime_complete,
+                             folds * epochs, t.datetime_start, t.datetime_complete,
                              t.user_attrs.get("mlflow_run_id", ""), t.user_attrs.get("overrides", [])))
     return sorted(rows, key=lambda r: (r.end or datetime.max, r.number))
 
@@ -142,7 +143,8 @@ def _last(t: FrozenTrial) -> float | None:
 
 
 def minimizes(study: optuna.Study) -> bool:
-    return study.direction == optuna.study.StudyDirection.MINIMIZE
+    """Whether the study's score (its first metric) is minimised."""
+    return study.directions[0] == optuna.study.StudyDirection.MINIMIZE
 
 
 def ranked(rows: list[TrialRow], *, minimize: bool) -> list[TrialRow]:

@@ -29,6 +29,7 @@ from experiments.results.data import (
     varied,
 )
 from experiments.results.difficulty import difficulty_section
+from experiments.results.front import front_section, front_trials
 from experiments.results.interactions import interaction_section
 from experiments.results.layers import layer_section
 from experiments.results.page import Page
@@ -67,6 +68,16 @@ class StudyView:
         return fixed(self.study, key, default)
 
     @property
+    def multi(self) -> bool:
+        """A study of several metrics (a Pareto front, not one best)."""
+        return len(self.study.directions) > 1
+
+    @property
+    def best(self) -> optuna.trial.FrozenTrial:
+        """The best trial by the score; for several metrics the front's most accurate."""
+        return front_trials(self.study)[0] if self.multi else self.study.best_trial
+
+    @property
     def folds(self) -> int:
         """``data.folds`` of the study (0: a hold-out split)."""
         return int(self.fixed("data.folds", 0))
@@ -84,15 +95,18 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
         page.para("No trial completed: nothing to report (see the failed trials' errors in MLflow).")
         return
     _state(page, view)
-    best = view.study.best_trial
-    page.para(f"Best trial {best.number}: {view.metric} {best.value:.4f} (selected on validation) "
+    if view.multi:
+        front_section(page, view.study, view.parent, client, prefix)
+    best = view.best
+    which = "The front's most accurate trial" if view.multi else "Best trial"
+    page.para(f"{which}, {best.number}: {view.metric} {best.values[0]:.4f} (selected on validation) "
               f"with {json.dumps(best.params)}.")
     for text in edge_warnings(best):
         print(f"warning: study {view.name}: {text}")
         page.warn(text)
     page.para(_test_text(view, best.number))
     command = reproduce_best(view, client)
-    print(f"study {view.name}: best trial {best.number} {view.metric} {best.value:.4f}\n"
+    print(f"study {view.name}: best trial {best.number} {view.metric} {best.values[0]:.4f}\n"
           f"reproduce: {command}")
     page.para("Reproduce the chosen configuration:")
     page.code(command)
@@ -134,8 +148,9 @@ def _importances(page: Page, view: StudyView) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's experimental-API notes
         try:
+            score = {"target": lambda t: t.values[0]} if view.multi else {}
             scores = optuna.importance.get_param_importances(
-                view.study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+                view.study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), **score)
         except (ValueError, RuntimeError) as exc:
             page.para(f"Parameter importances: not computed ({exc}).")
             return
@@ -149,7 +164,7 @@ def _importances(page: Page, view: StudyView) -> None:
 def reproduce_best(view: StudyView, client: MlflowClient) -> str:
     """The one command that reproduces the best trial, as the sweep printed it: from the
     settings its MLflow run recorded, else (no run) composed from the overrides Optuna holds."""
-    best = view.study.best_trial
+    best = view.best
     run_id = best.user_attrs.get("mlflow_run_id")
     params = client.get_run(run_id).data.params if run_id else {}
     if params:

@@ -136,5 +136,7 @@ def heartbeat(storage: RDBStorage | None, study: optuna.Study, trial: optuna.Tri
 
 
 def trained_epochs(study: optuna.Study) -> int:
-    """Epochs trained by every trial so far (one reported value per epoch)."""
-    return sum(len(t.intermediate_values) for t in study.get_trials(deepcopy=False))
+    """Epochs trained by every trial so far (one reported value per epoch; a trial of several
+    metrics, which Optuna does not report, records its ``epochs``)."""
+    return sum(len(t.intermediate_values) or int(t.user_attrs.get("epochs", 0))
+               for t in study.get_trials(deepcopy=False))

@@ -17,9 +17,10 @@ from optuna.storages import RDBStorage
 
 from experiments import failpoints, tracking
 from experiments.cli import USAGE_ERRORS, one_line
-from experiments.config import Config, compose_config, to_config
+from experiments.config import Config, compose_config, objectives, to_config
 from experiments.stores import mask_url, probe
 from experiments.study import identity, runs
+from experiments.study.objectives import Objectives
 from experiments.study.points import extremes, middle
 from experiments.study.quick import quick_form
 from experiments.study.samplers import make_pruner, make_sampler
@@ -48,6 +49,17 @@ class SweepContext:
     composed: tuple[list[str], DictConfig] | None = None  # self.overrides, composed once
     precision_line: str = ""  # what the study's trials multiply in, and why
     quick_cut: list[str] = field(default_factory=list)  # what the quick form left out, in words
+    objectives: Objectives = field(default_factory=list)  # sweep.metric: [(name, direction)]
+
+    @property
+    def metric(self) -> str:
+        """The score: the study's (first) metric, which ranks and pruning use."""
+        return self.objectives[0][0]
+
+    @property
+    def multi(self) -> bool:
+        """A multi-objective study (several metrics, a Pareto front)."""
+        return len(self.objectives) > 1
 
     def data_for(self, cfg: Config) -> Data:
         """The split (or folds) for ``cfg``, loaded once per process for each distinct data
@@ -108,7 +120,8 @@ def prepare(overrides: list[str]) -> SweepContext:
     if space.is_empty:
         raise SpaceError("the search space is empty: pick one with search=NAME or "
                          "+experiment=NAME (see conf/search/ and conf/experiment/)")
-    if cfg.sweep.metric == "val/loss" and any(d.key == "train.loss" and d.dist for d in space.dims):
+    objs = objectives(cfg.sweep)
+    if "val/loss" in dict(objs) and any(d.key == "train.loss" and d.dist for d in space.dims):
         raise SpaceError("sweep.metric=val/loss: the search varies train.loss, and one loss's "
                          "values say nothing of another's; score the trials with sweep.metric=val/acc")
     for ends in extremes(space):  # a range reaching outside the valid values fails here
@@ -123,7 +136,8 @@ def prepare(overrides: list[str]) -> SweepContext:
         if cfg.sweep.n_trials > size:
             print(f"note: the grid has {size} points; sweep.n_trials={cfg.sweep.n_trials} -> {size}")
             cfg.sweep.n_trials = size
-    return SweepContext(cfg=cfg, overrides=list(overrides), base=base, space=space, quick_cut=cut)
+    return SweepContext(cfg=cfg, overrides=list(overrides), base=base, space=space, quick_cut=cut,
+                        objectives=objs)
 
 
 def connect(ctx: SweepContext, *, worker: int = 0) -> tuple[optuna.Study, bool]:

@@ -11,24 +11,30 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tempfile
-import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
 import yaml
-from matplotlib import pyplot as plt
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from experiments import failpoints, tracking
 from experiments.cli import one_line
-from experiments.config import Config, local_conf_dir, number, report_command, reproduce, short_name
+from experiments.config import (
+    Config,
+    local_conf_dir,
+    number,
+    plural,
+    report_command,
+    reproduce,
+    short_name,
+)
 from experiments.stores import held_lock, mask_url
 from experiments.study.budget import counts, done
 from experiments.study.context import SweepContext
+from experiments.study.objectives import along_front, front, values_text
 from experiments.study.parent import best_trial, close_finished, unlogged
+from experiments.study.plots import log_plots
 from experiments.study.runs import close_orphans
 from experiments.study.samplers import exhausted
 from experiments.training import tracked_run
@@ -125,7 +131,7 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
         study.set_user_attr(f"finish.{stage}", n)
 
     if "plots" in todo:
-        log_plots(ctx, study)
+        log_plots(ctx, study, lambda: crash_point("plots"))
         mark("plots")
     best = best_trial(study)
     if best is None:
@@ -135,39 +141,77 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
             mark(stage)
         return {}
     cfg = ctx.trial_config(best.user_attrs.get("overrides", []))  # the study's base + the trial's
+    picks = (along_front(front(study), ctx.objectives, ctx.cfg.sweep.retrain_front) if ctx.multi
+             else [("best", best)])  # several metrics: the most accurate first, then along the front
     if "best" in todo:
-        text = experiment_yaml(cfg, study.study_name, best.number, best.value)
         client.log_dict(run_id, best.params, "best/params.json")
         crash_point("best")
-        client.log_text(run_id, text, "best/experiment.yaml")
-        path = local_conf_dir() / "experiment" / "best" / f"{best_file(study.study_name)}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if ctx.multi:
+            log_front(ctx, study, picks)
+        for _, t in picks:
+            text = experiment_yaml(ctx.trial_config(t.user_attrs.get("overrides", [])),
+                                   study.study_name, t.number, t.values[0])
+            mine = "" if t.number == best.number else f"-trial-{t.number}"
+            client.log_text(run_id, text, f"best/experiment{mine}.yaml")
+            path = local_conf_dir() / "experiment" / "best" / f"{best_file(study.study_name)}{mine}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
         mark("best")
     if "retrain" in todo:
         if ctx.cfg.sweep.retrain_best:
-            print(f"retraining the best trial ({best.number}) on {trained_on(cfg)} and testing "
-                  "it once...", flush=True)
-            name = f"best-trial-{best.number} {short_name(sampled(best))}".strip()
-            _, final = tracked_run(cfg, parent_run_id=run_id, run_name=name, quiet=True,
-                                   progress=f"retrain trial {best.number}",
-                                   tags={"optuna.study": study.study_name},
-                                   on_epoch_end=lambda epoch, metrics: crash_point("retrain"))
-            summary.update({"test/acc": final["test/acc"], "test/loss": final["test/loss"],
-                            "retrain/val_acc_best": final["val/acc_best"]})
+            tested = summary.setdefault("front", {})  # trial -> its test/acc, kept as each ends
+            for why, t in picks:
+                if str(t.number) in tested:  # retrained before a kill in this stage
+                    continue
+                final = retrain(ctx, study, t, why if ctx.multi else "")
+                tested[str(t.number)] = final["test/acc"]
+                if t.number == best.number:
+                    summary.update({"test/acc": final["test/acc"], "test/loss": final["test/loss"],
+                                    "retrain/val_acc_best": final["val/acc_best"]})
+                study.set_user_attr(SUMMARY_ATTR, summary)
         mark("retrain")
     if "closed" in todo:
         c = counts(study)
         summary.update({"best/trial": best.number, "trials/complete": c[TrialState.COMPLETE],
                         "trials/pruned": c[TrialState.PRUNED], "trials/failed": c[TrialState.FAIL]})
-        metrics = {k: v for k, v in summary.items() if k != "trials/done"}
+        metrics = {k: v for k, v in summary.items() if k not in ("trials/done", "front")}
         tracking.log_metrics(client, run_id, unlogged(ctx, run_id, metrics, best.number),
                              step=best.number)
+        for number, acc in summary.get("front", {}).items() if ctx.multi else ():
+            tracking.log_metrics(client, run_id, unlogged(ctx, run_id, {"front/test_acc": acc},
+                                                          int(number)), step=int(number))
         crash_point("closed")
         close_finished(ctx, run_id)
         mark("closed")
     closing_lines(ctx, study, best, cfg, summary)
     return summary
+
+
+def retrain(ctx: SweepContext, study: optuna.Study, t: optuna.trial.FrozenTrial,
+            why: str) -> dict[str, float]:
+    """Train trial ``t``'s configuration once more as a child run and test it once."""
+    cfg = ctx.trial_config(t.user_attrs.get("overrides", []))
+    which = f"front trial {t.number} ({why})" if why else f"best trial ({t.number})"
+    print(f"retraining the {which} on {trained_on(cfg)} and testing it once...", flush=True)
+    name = f"best-trial-{t.number} {short_name(sampled(t))}".strip()
+    _, final = tracked_run(cfg, parent_run_id=ctx.parent_run_id, run_name=name, quiet=True,
+                           progress=f"retrain trial {t.number}",
+                           tags={"optuna.study": study.study_name},
+                           on_epoch_end=lambda epoch, metrics: crash_point("retrain"))
+    return final
+
+
+def log_front(ctx: SweepContext, study: optuna.Study,
+              picks: list[tuple[str, optuna.trial.FrozenTrial]]) -> None:
+    """The Pareto front on the parent run: ``front/front.json`` (every front trial's metrics,
+    parameters and reproduce command) and the tag ``front.trials`` (their numbers)."""
+    why = {t.number: w for w, t in picks}
+    rows = [{"trial": t.number, **dict(zip([n for n, _ in ctx.objectives], t.values, strict=True)),
+             "retrained": why.get(t.number, ""), "params": t.params,
+             "reproduce": reproduce(ctx.trial_config(t.user_attrs.get("overrides", [])))}
+            for t in front(study)]
+    ctx.client.log_dict(ctx.parent_run_id, rows, "front/front.json")
+    ctx.client.set_tag(ctx.parent_run_id, "front.trials", ", ".join(str(r["trial"]) for r in rows))
 
 
 def trained_on(cfg: Config) -> str:
@@ -186,17 +230,38 @@ def closing_lines(ctx: SweepContext, study: optuna.Study, best: optuna.trial.Fro
                   cfg: Config, summary: dict[str, Any]) -> None:
     """What the study found and where to go from here: the UI, the report, the one command that
     reproduces the best trial."""
-    values = " ".join(f"{k}={v if v.startswith('[') else number(v)}" for k, v in sampled(best).items())
-    print(f"best trial {best.number} ({summary.get('trials/done', '?')} trials done): "
-          f"{ctx.cfg.sweep.metric} {best.value:.4f}" + (f" with {values}" if values else ""))
-    if "test/acc" in summary:
-        print(f"retrained on {trained_on(cfg)} and tested once: test/acc {summary['test/acc']:.4f}")
-    print(f"reproduce: {reproduce(cfg)}")
+    if ctx.multi:
+        front_lines(ctx, study, summary)
+    else:
+        values = " ".join(f"{k}={v if v.startswith('[') else number(v)}" for k, v in sampled(best).items())
+        print(f"best trial {best.number} ({summary.get('trials/done', '?')} trials done): "
+              f"{ctx.metric} {best.value:.4f}" + (f" with {values}" if values else ""))
+        if "test/acc" in summary:
+            print(f"retrained on {trained_on(cfg)} and tested once: test/acc {summary['test/acc']:.4f}")
+        print(f"reproduce: {reproduce(cfg)}")
     stores = {"storage": mask_url(ctx.cfg.sweep.storage),
               "tracking_uri": mask_url(ctx.cfg.mlflow.tracking_uri)}
     print(f"report:    {report_command([study.study_name], **stores)}")
     ui = tracking.where_to_look(ctx.cfg.mlflow.tracking_uri, ctx.experiment_id, ctx.parent_run_id)
     print(f"MLflow:    {ui}")
+
+
+FRONT_SHOWN = 10  # the closing lines list this many front trials; the report has them all
+
+
+def front_lines(ctx: SweepContext, study: optuna.Study, summary: dict[str, Any]) -> None:
+    """The Pareto front: each trial's metrics, its test accuracy when retrained, and the
+    command that reproduces it."""
+    trials, tested = front(study), summary.get("front", {})
+    arrows = ", ".join(f"{n} {'up' if d == 'maximize' else 'down'}" for n, d in ctx.objectives)
+    print(f"Pareto front: {plural(len(trials), 'trial')} of {summary.get('trials/done', '?')} done "
+          f"({arrows}); no trial is better on every metric than these:")
+    for t in trials[:FRONT_SHOWN]:
+        test = f" (retrained, test/acc {tested[str(t.number)]:.4f})" if str(t.number) in tested else ""
+        print(f"  trial {t.number}: {values_text(ctx.objectives, list(t.values))}{test}")
+        print(f"    reproduce: {reproduce(ctx.trial_config(t.user_attrs.get('overrides', [])))}")
+    if len(trials) > FRONT_SHOWN:
+        print(f"  ... and {len(trials) - FRONT_SHOWN} more: see the report")
 
 
 def remind(ctx: SweepContext, study: optuna.Study) -> None:
@@ -207,71 +272,3 @@ def remind(ctx: SweepContext, study: optuna.Study) -> None:
         return
     summary = dict(study.user_attrs.get(SUMMARY_ATTR) or {})
     closing_lines(ctx, study, best, ctx.trial_config(best.user_attrs.get("overrides", [])), summary)
-
-
-SHOWN_PARAMS = 6  # the PNGs draw the most important few; plots.html keeps every parameter
-
-
-def log_plots(ctx: SweepContext, study: optuna.Study) -> None:
-    """Optuna's history, parallel coordinates, importances and slice plots, as HTML and PNG."""
-    import optuna.visualization as vis
-    import optuna.visualization.matplotlib as vis_mpl
-
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        return
-    plots = {"history": "plot_optimization_history", "parallel_coordinates":
-             "plot_parallel_coordinate", "slice": "plot_slice"}
-    names = sorted({k for t in done for k in t.params})
-    if len(done) >= 2 and len(names) >= 2:  # one parameter's importance is 1 by definition
-        plots["importances"] = "plot_param_importances"
-    parts, target = [], {"target_name": ctx.cfg.sweep.metric}
-    # Optuna's matplotlib plots switch the global style to ggplot: keep that to these figures.
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), plt.rc_context():
-        warnings.simplefilter("ignore")  # experimental-API and flat-axis notes from the plots
-        shown = _most_important(study, names)
-        for name, fn in plots.items():
-            try:
-                fig = getattr(vis, fn)(study, **target)
-                parts.append(f"<h2>{name}</h2>" + fig.to_html(full_html=False,
-                                                              include_plotlyjs=not parts))
-                few = {"params": shown} if name in ("parallel_coordinates", "slice") else {}
-                ax = getattr(vis_mpl, fn)(study, **target, **few)
-                mpl_fig = ax.flat[0].figure if hasattr(ax, "flat") else ax.figure
-                _tidy(name, mpl_fig, ax)
-                mpl_fig.savefig(Path(tmp, f"{name}.png"), dpi=110, bbox_inches="tight")
-                plt.close("all")
-                crash_point("plots")
-            except (ValueError, RuntimeError, ZeroDivisionError) as exc:
-                print(f"note: optuna plot {name} skipped ({exc})")
-        title = f"Study {study.study_name}"
-        Path(tmp, "plots.html").write_text(  # plotly inlined once: opens offline
-            f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-            f"<body><h1>{title}</h1>{''.join(parts)}</body></html>")
-        ctx.client.log_artifacts(ctx.parent_run_id, tmp, "optuna")
-
-
-def _most_important(study: optuna.Study, names: list[str]) -> list[str]:
-    """The ``SHOWN_PARAMS`` most important parameters (all of them when there are no more)."""
-    if len(names) <= SHOWN_PARAMS:
-        return names
-    try:
-        ranked = list(optuna.importance.get_param_importances(study))
-    except (ValueError, RuntimeError):
-        return names[:SHOWN_PARAMS]
-    return ranked[:SHOWN_PARAMS]
-
-
-def _tidy(name: str, fig: Any, ax: Any) -> None:
-    """Keep Optuna's matplotlib figures legible: room for every parallel axis and a gap before
-    the colour bar (the last axis' tick labels ran into it), no legend over a single series."""
-    if name == "parallel_coordinates":
-        n_axes = sum(1 for a in fig.axes if a.get_label() != "<colorbar>")
-        fig.set_size_inches(max(6.4, 1.1 * n_axes + 2.5), 4.8)
-        pos = ax.get_position()
-        ax.set_position([pos.x0, pos.y0, pos.width - 0.9 / fig.get_figwidth(), pos.height])
-        for a in fig.axes:
-            if a.get_label() != "<colorbar>":
-                a.tick_params(labelsize=8)
-    elif name == "importances" and ax.get_legend() is not None:
-        ax.get_legend().remove()

@@ -19,7 +19,7 @@ import json
 
 import optuna
 
-from experiments.config import Config, flatten
+from experiments.config import METRICS, Config, flatten, objectives
 from experiments.study.space import Space
 from experiments.training.runner import precision_of, resolve_device
 
@@ -46,7 +46,9 @@ def identity_of(cfg: Config, space: Space) -> dict[str, str]:
            if k.startswith(SECTIONS) and k not in RUNTIME_KEYS}
     out["train.precision"] = json.dumps(precision_of(cfg, resolve_device(cfg.device))[0])
     out["seed"] = json.dumps(cfg.seed)
-    out["sweep.metric"] = json.dumps(cfg.sweep.metric)
+    objs = objectives(cfg.sweep)  # one metric in its natural direction as it always was
+    out["sweep.metric"] = json.dumps(objs[0][0] if len(objs) == 1 and objs[0][1] == METRICS[objs[0][0]]
+                                     else [f"{n}:{d}" for n, d in objs])
     out.update({f"search.{k}": json.dumps(v) for k, v in space.describe().items()})
     return out
 

@@ -9,6 +9,7 @@ from experiments import failpoints, tracking
 from experiments.config import to_yaml
 from experiments.stores import mask_url
 from experiments.study.context import SweepContext
+from experiments.study.objectives import front
 from experiments.study.storage import serialised
 
 PARENT_ATTR = "mlflow_parent_run_id"
@@ -43,14 +44,15 @@ def _create_parent(ctx: SweepContext, study: optuna.Study) -> str:
     run = ctx.client.create_run(ctx.experiment_id, run_name=f"study-{study.study_name}", tags={
         "kind": "study", "optuna.study": study.study_name})
     run_id = run.info.run_id
+    names, directions = [n for n, _ in ctx.objectives], [d for _, d in ctx.objectives]
     params = {"study_name": study.study_name, "storage": cfg.sweep.storage,
-              "sampler": cfg.sweep.sampler, "pruner": cfg.sweep.pruner, "metric": cfg.sweep.metric,
-              "direction": study.direction.name.lower(), "seed": cfg.sweep.seed,
+              "sampler": cfg.sweep.sampler, "pruner": cfg.sweep.pruner, "metric": ", ".join(names),
+              "direction": ", ".join(directions), "seed": cfg.sweep.seed,
               **{f"space.{k}": v for k, v in ctx.space.describe().items()}}
     tracking.log_params(ctx.client, run_id, params)
     ctx.client.log_dict(run_id, ctx.space.describe(), "search_space.json")
     ctx.client.log_text(run_id, mask_url(to_yaml(cfg)), "base_config.yaml")
-    study.set_user_attr("metric", cfg.sweep.metric)
+    study.set_user_attr("metric", ctx.metric)  # the score; every metric: study.metric_names
     study.set_user_attr("tracking_uri", mask_url(cfg.mlflow.tracking_uri))
     study.set_user_attr("experiment_id", ctx.experiment_id)
     study.set_user_attr(PARENT_ATTR, run_id)
@@ -74,6 +76,11 @@ def unlogged(ctx: SweepContext, run_id: str, metrics: dict[str, float], step: in
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial by the study's score (for several metrics: the front's trial
+    with the best first metric); None before any completed."""
+    if len(study.directions) > 1:
+        trials = front(study)
+        return trials[0] if trials else None
     try:
         return study.best_trial
     except ValueError:

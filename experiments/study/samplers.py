@@ -30,6 +30,8 @@ def make_sampler(cfg: SweepConfig, space: Space, *, worker: int = 0) -> BaseSamp
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if cfg.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed)
+    if cfg.sampler == "nsga2":  # generations of a quarter of the trials (Optuna's 50 is too many here)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, cfg.n_trials // 4)))
     raise ValueError(f"sweep.sampler={cfg.sampler!r}: expected one of {', '.join(SAMPLERS)}")
 
 

@@ -13,17 +13,12 @@ from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
 
-from experiments.config import SweepConfig
+from experiments.config import SweepConfig, objectives
 from experiments.stores import backend_of, schema_lock, sqlite_path, store_lock
 
 # Seconds a SQLite write waits for another process's write (sqlite3's default, 5 s, is too
 # short for several workers on a busy machine: the loser would fail its trial).
 SQLITE_BUSY_SECONDS = 60.0
-
-
-def direction_of(metric: str) -> str:
-    """Losses are minimised, everything else (accuracies) maximised."""
-    return "minimize" if metric.endswith("loss") else "maximize"
 
 
 def open_storage(url: str, *, heartbeat: int | None = None,
@@ -60,15 +55,21 @@ def serialised(url: str, study_name: str) -> contextlib.AbstractContextManager[N
 
 def open_study(cfg: SweepConfig, storage: RDBStorage, sampler: BaseSampler,
                pruner: BasePruner) -> tuple[optuna.Study, bool]:
-    """Create the study, or load it when it exists; the flag says whether this call created it."""
+    """Create the study, or load it when it exists; the flag says whether this call created it.
+    Its metrics are named in Optuna (optuna-dashboard and the ``optuna`` CLI show ``val/acc``,
+    not "Objective 0"); a study created before they were is named on load."""
+    objs = objectives(cfg)
     try:
         study = optuna.create_study(study_name=cfg.study_name, storage=storage, sampler=sampler,
-                                    pruner=pruner, direction=direction_of(cfg.metric))
-        return study, True
+                                    pruner=pruner, directions=[d for _, d in objs])
+        created = True
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=cfg.study_name, storage=storage, sampler=sampler,
                                   pruner=pruner)
-        return study, False
+        created = False
+    if study.metric_names is None and len(study.directions) == len(objs):
+        study.set_metric_names([n for n, _ in objs])
+    return study, created
 
 
 def quiet_optuna() -> None:

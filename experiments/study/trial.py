@@ -21,6 +21,8 @@ from experiments.stores import mask_url
 from experiments.study import runs, signals
 from experiments.study.budget import add_tickets, heartbeat, trial_id_of
 from experiments.study.context import SweepContext
+from experiments.study.objectives import Objectives, aggregate, fixed_metrics, objective_key
+from experiments.study.parent import best_trial
 from experiments.study.runs import outcome_of, run_name
 from experiments.study.space import sample
 from experiments.training import train_config
@@ -40,16 +42,22 @@ GRACE_SECONDS = 30.0  # how long a worker has to stop after the interrupt before
 @dataclass
 class Outcome:
     state: TrialState
-    value: float | None
+    value: float | list[float] | None  # several metrics: one value each
     seconds: float
     note: str = ""
 
 
-def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, float], *,
-              last: int):
-    """Report each epoch's best-so-far to Optuna and ask its pruner, except after the ``last``
+def _reporter(trial: optuna.Trial, objs: Objectives, best: dict[str, Any], *, last: int,
+              fixed: dict[str, float]):
+    """Track each epoch's best score (and, for several metrics, each metric's value) and, for
+    one metric, report the best-so-far to Optuna and ask its pruner, except after the ``last``
     epoch the trial may train: a trial that trained every epoch it was allowed is COMPLETE
-    (Hyperband's top rung, or a quick form's epoch cap, is not a reason to prune)."""
+    (Hyperband's top rung, or a quick form's epoch cap, is not a reason to prune). Optuna
+    neither reports nor prunes several metrics: their trials record their epochs instead.
+    ``fixed``: metrics known before training (the model's parameters)."""
+    (metric, direction), multi = objs[0], len(objs) > 1
+    minimize = direction == "minimize"
+
     def report(epoch: int, metrics: dict[str, float]) -> None:
         signals.check()
         value, best["last"] = metrics[metric], epoch
@@ -57,9 +65,15 @@ def _reporter(trial: optuna.Trial, metric: str, minimize: bool, best: dict[str, 
             best.update(value=value, epoch=epoch)
             if f"{metric}_sd" in metrics:  # cross-validation: the folds' spread at the best epoch
                 best["sd"] = metrics[f"{metric}_sd"]
+        if multi:
+            best["values"] = aggregate(objs, best.get("values"), metrics, epoch, fixed)
         with signals.deferred():  # the study's store is written whole or not at all
-            trial.report(best["value"], step=epoch)
-            prune = epoch < last and trial.should_prune()
+            if multi:
+                trial.set_user_attr("epochs", epoch)
+                prune = False
+            else:
+                trial.report(best["value"], step=epoch)
+                prune = epoch < last and trial.should_prune()
         failpoints.hit("trial.epoch_end")
         if prune:
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric} best {best['value']:.4f})")
@@ -99,8 +113,7 @@ def abandon_quietly(ctx: SweepContext, study: optuna.Study, number: int, reason:
 
 
 def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: EpochLog,
-           best: dict[str, float]) -> tuple[TrialState, float | None, str, str, dict[str, str]]:
-    metric = ctx.cfg.sweep.metric
+           best: dict[str, float]) -> tuple[TrialState, float | list[float] | None, str, str, dict[str, str]]:
     state, value, status, note, tags = TrialState.FAIL, None, tracking.FAILED, "", {}
     try:
         sampled, chosen = sample(ctx.space, trial, ctx.base)
@@ -115,11 +128,12 @@ def _train(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, log: Epo
                                       else False)  # several processes: plain lines, not bars
         try:
             train_config(cfg, data=ctx.data_for(cfg), on_probe=log, refit=False, on_epoch_end=chain(
-                log, shown, _reporter(trial, metric, study.direction.name == "MINIMIZE", best,
-                                   last=cfg.train.epochs)))
+                log, shown, _reporter(trial, ctx.objectives, best, last=cfg.train.epochs,
+                                      fixed=fixed_metrics(cfg))))
         finally:
             close()
-        state, value, status = TrialState.COMPLETE, best["value"], tracking.FINISHED
+        value = best["values"] if ctx.multi else best["value"]
+        state, status = TrialState.COMPLETE, tracking.FINISHED
     except optuna.TrialPruned as exc:
         state, status, note = TrialState.PRUNED, tracking.FINISHED, str(exc)
         tags["pruned_at_epoch"] = str(best.get("last", 0))
@@ -223,7 +237,7 @@ class EpochLog:
 
 
 def _close(ctx: SweepContext, study: optuna.Study, number: int, log: EpochLog,
-           state: TrialState, value: float | None, status: str, tags: dict[str, str],
+           state: TrialState, value: float | list[float] | None, status: str, tags: dict[str, str],
            best: dict[str, float]) -> None:
     """Tell Optuna first (the source of truth), then close the MLflow child run: the pending
     epochs, the state tags and the best score in one request, then the run's status."""
@@ -231,10 +245,12 @@ def _close(ctx: SweepContext, study: optuna.Study, number: int, log: EpochLog,
                skip_if_finished=True)
     failpoints.hit("trial.close")
     if "value" in best:  # the score and where it was reached, at the step of the last epoch
-        metric = ctx.cfg.sweep.metric
+        metric = ctx.metric
         final = {f"{metric}_best": best["value"], "best_epoch": best["epoch"]}
         if "sd" in best:
             final[f"{metric}_best_sd"] = best["sd"]
+        final.update({objective_key(n): v for (n, _), v in zip(ctx.objectives, best.get("values", []),
+                                                                 strict=False)})
         log.pending.append((int(best["last"]), final))
     log.flush(tags={**tags, "optuna.state": state.name,
                     "mlflow.runName": run_name(number, log.label, outcome_of(state, status, tags))})
@@ -244,14 +260,17 @@ def _close(ctx: SweepContext, study: optuna.Study, number: int, log: EpochLog,
 
 
 def _log_study_best(ctx: SweepContext, study: optuna.Study, number: int) -> None:
-    """``best/val_acc`` (or ``best/val_loss``) on the parent, step = the trial just completed."""
-    try:
-        best = study.best_trial
-    except ValueError:
+    """``best/val_acc`` (or ``best/val_loss``) on the parent, step = the trial just completed;
+    with several metrics also ``front/size``, the Pareto front's trials."""
+    best = best_trial(study)
+    if best is None:
         return
-    metric = "best/" + ctx.cfg.sweep.metric.replace("/", "_")
+    metric = "best/" + ctx.metric.replace("/", "_")
+    values = {metric: best.values[0]}
+    if ctx.multi:
+        values["front/size"] = len(study.best_trials)
     ctx.outbox.send(f"{metric} of the study", tracking.log_metrics, ctx.client, ctx.parent_run_id,
-                    {metric: best.value}, step=number)
+                    values, step=number)
 
 
 def describe(trial: optuna.Trial | optuna.trial.FrozenTrial) -> str:

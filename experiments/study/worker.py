@@ -21,6 +21,7 @@ from experiments.config import ConfigError, plural
 from experiments.study import signals
 from experiments.study.budget import claim, counts, done, trained_epochs
 from experiments.study.context import SweepContext
+from experiments.study.objectives import values_text
 from experiments.study.parent import SweepError, best_trial
 from experiments.study.samplers import exhausted
 from experiments.study.trial import (
@@ -139,9 +140,20 @@ def epochs_spent(study: optuna.Study, budget: int | None) -> bool:
 def progress(ctx: SweepContext, study: optuna.Study, trial: optuna.Trial, out: Outcome) -> None:
     """One line per finished trial: the budget, its state and score, and the study's best."""
     c, n = counts(study), ctx.cfg.sweep.n_trials
-    value = f"{ctx.cfg.sweep.metric} {out.value:.4f}" if out.value is not None else out.note
+    if out.value is None:
+        value = out.note
+    elif isinstance(out.value, list):
+        value = values_text(ctx.objectives, out.value)
+    else:
+        value = f"{ctx.metric} {out.value:.4f}"
     best = best_trial(study)
-    tail = f"best {best.value:.4f} (trial {best.number})" if best else "no complete trial yet"
+    if best is None:
+        tail = "no complete trial yet"
+    elif ctx.multi:
+        tail = (f"front {plural(len(study.best_trials), 'trial')}, best {ctx.metric} "
+                f"{best.values[0]:.4f} (trial {best.number})")
+    else:
+        tail = f"best {best.value:.4f} (trial {best.number})"
     print(f"[{done(c)}/{n}] trial {trial.number} {out.state.name}: {value} "
           f"in {out.seconds:.1f} s {describe(trial)} | {tail}", flush=True)
 

@@ -36,8 +36,8 @@ def test_help_lists_the_groups_and_the_config(capsys: pytest.CaptureFixture) -> 
     out = capsys.readouterr().out
     assert out.startswith("``python -m experiments.sweep [overrides]``")
     groups = out.split("== Configuration groups ==")[1].split("== Config ==")[0]
-    assert ("experiment: cross_validation, depth, hidden_units, init_activation, input_normalization, "
-            "joint" in groups and "optim: adam, sgd" in groups)
+    assert ("experiment: accuracy_vs_size, accuracy_vs_time, cross_validation, depth, hidden_units, "
+            "init_activation, input_normalization, joint" in groups and "optim: adam, sgd" in groups)
     assert "hydra" not in groups  # Hydra's own groups are for --hydra-help, not the app's
     assert "width: 256" in out and "--cfg, -c job|hydra|all" in out
 

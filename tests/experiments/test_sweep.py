@@ -75,6 +75,7 @@ def test_study_runs_n_trials_under_one_parent_and_resumes_only_the_missing(
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     (parent,) = [r for r in runs(workdir) if r.data.tags.get("kind") == "study"]
     assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    assert study.metric_names == ["val/acc"]  # optuna-dashboard shows val/acc, not "Objective 0"
     trials = children(workdir)
     assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == [0, 1, 2]
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)

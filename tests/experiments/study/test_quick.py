@@ -41,10 +41,10 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
 
 def test_a_trial_at_its_last_allowed_epoch_is_not_pruned() -> None:
     study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
-    report = _reporter(study.ask(), "val/acc", False, {}, last=3)
+    report = _reporter(study.ask(), [("val/acc", "maximize")], {}, last=3, fixed={})
     with pytest.raises(optuna.TrialPruned, match="pruned at epoch 2"):
         report(2, {"val/acc": 0.5})
-    report = _reporter(study.ask(), "val/acc", False, {}, last=3)
+    report = _reporter(study.ask(), [("val/acc", "maximize")], {}, last=3, fixed={})
     report(3, {"val/acc": 0.5})  # its last epoch: the trial completes
 
 
