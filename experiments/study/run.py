@@ -4,7 +4,9 @@ finish the study; :func:`run_sweep` is the whole ``python -m experiments.sweep``
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
+import signal
 import sys
 import time
 from typing import Any
@@ -24,7 +26,14 @@ from experiments.study.identity import IdentityError
 from experiments.study.parent import SweepError, attach_parent, close_finished
 from experiments.study.space import SpaceError
 from experiments.study.storage import quiet_optuna, serialised
-from experiments.study.worker import check_workers, deadline_of, epochs_spent, run_workers, work
+from experiments.study.worker import (
+    GRACE_SECONDS,
+    check_workers,
+    deadline_of,
+    epochs_spent,
+    run_workers,
+    work,
+)
 from experiments.training import setup_torch
 from mlp.data import DataError
 
@@ -41,7 +50,8 @@ def start(ctx: SweepContext, *, worker: int = 0) -> optuna.Study:
 def worker_process(overrides: list[str], index: int, threads: int) -> None:
     """A spawned worker of ``sweep.workers=N``: attach to the study and run trials. It stops on
     SIGINT or SIGTERM like the main process; its errors are one line, never a traceback."""
-    signals.install()
+    signals.install(exit_within=2 * GRACE_SECONDS)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 PID: where it is, on stderr
     signals.stop_with_parent(multiprocessing.parent_process().pid)
     setup_torch(threads)
     quiet_libraries()

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,20 +20,38 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 _interrupted = threading.Event()
+_exit_after: list[float] = []  # seconds an interrupted process has to end before it is ended
 
 
-def install() -> None:
-    """SIGINT and SIGTERM raise KeyboardInterrupt once; the process then cleans up undisturbed."""
+def install(*, exit_within: float | None = None) -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; the process then cleans up undisturbed.
+    With ``exit_within`` (a worker, whom nobody may be left to kill), a process still running
+    that many seconds after the interrupt prints where each thread is and exits."""
     for sig in SIGNALS:
         signal.signal(sig, _once)
     sys.unraisablehook = _unraisable
+    _exit_after[:] = [exit_within] if exit_within is not None else []
 
 
 def _once(signum: int, frame: Any) -> None:
     _interrupted.set()
     for sig in SIGNALS:  # a Python handler, not SIG_IGN: a signal already pending when the
         signal.signal(sig, _ignore)  # handler changes would raise "ignored due to race condition"
+    if _exit_after:
+        threading.Thread(target=_end_after, args=(_exit_after[0],), name="exit-watchdog",
+                         daemon=True).start()
     raise KeyboardInterrupt
+
+
+def _end_after(seconds: float) -> None:
+    """The last resort of an interrupted worker that has not ended: its threads' stacks on
+    stderr (to find what held it), then SIGKILL (no clean-up is left to wait for); its trial's
+    heartbeat goes stale, so the next run fails and reruns it."""
+    time.sleep(seconds)
+    print(f"error: still running {seconds:g} s after the interrupt; exiting (where each thread "
+          "was follows)", file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check() -> None:
@@ -75,6 +95,7 @@ def deferred() -> Iterator[None]:
 
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal the kernel sends when the parent dies
+PARENT_POLL_SECONDS = 1.0
 
 
 def stop_with_parent(parent: int) -> None:
@@ -84,5 +105,12 @@ def stop_with_parent(parent: int) -> None:
     parent is gone through a signal of its own."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # it ended before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """SIGTERM this process once ``parent`` is gone, also where PR_SET_PDEATHSIG is not (other
+    systems) or its signal did not come: checked every second."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)

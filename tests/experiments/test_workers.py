@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import optuna
@@ -71,8 +72,14 @@ def test_workers_stop_when_their_main_process_is_killed_and_the_rerun_completes(
         workers = sweeps.paused("trial.start", 2)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        wait_for(lambda: not any(map(_alive, workers)) or None, "the orphaned workers to stop",
-                 timeout=120)
+        try:
+            wait_for(lambda: not any(map(_alive, workers)) or None, "the orphaned workers to stop",
+                     timeout=120)
+        except AssertionError:  # where each worker still running is, for whoever reads the failure
+            for pid in filter(_alive, workers):
+                os.kill(pid, signal.SIGUSR1)
+            time.sleep(2)
+            raise AssertionError("orphaned workers still running:\n" + sweeps.output(proc)[-6000:]) from None
         rerun = sweeps.start(_args(tmp_path, 4, "sweep.workers=2"))
         rerun.wait(timeout=900)
         assert rerun.returncode == 0, sweeps.output(rerun)
