@@ -3,9 +3,9 @@ same command: test_crash_safety.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import time
 from pathlib import Path
 
 import optuna
@@ -78,7 +78,9 @@ def test_workers_stop_when_their_main_process_is_killed_and_the_rerun_completes(
         except AssertionError:  # where each worker still running is, for whoever reads the failure
             for pid in filter(_alive, workers):
                 os.kill(pid, signal.SIGUSR1)
-            time.sleep(2)
+            with contextlib.suppress(AssertionError):  # the dump on stderr, or whatever came
+                wait_for(lambda: "(most recent call first)" in sweeps.output(proc) or None,
+                         "the workers' stacks", timeout=10)
             raise AssertionError("orphaned workers still running:\n" + sweeps.output(proc)[-6000:]) from None
         rerun = sweeps.start(_args(tmp_path, 4, "sweep.workers=2"))
         rerun.wait(timeout=900)
