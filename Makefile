@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 ARGS ?=
+MODEL ?= models:/mlp-sweep@best
+PORT ?= 5001
+TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: setup data test-tools sweep train test test-fast lint bench ui clean-runs
+.PHONY: setup data test-tools sweep train serve test test-fast lint bench ui clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +38,10 @@ sweep: setup  ## the main job: a small default Optuna study, tracked in MLflow
 
 train: setup  ## one tracked run with the chapter's defaults
 	$(BIN)/python -m experiments.train $(ARGS)
+
+serve: setup  ## a registered model over HTTP: POST pixels to http://127.0.0.1:$(PORT)/invocations
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI='$(TRACKING_URI)' \
+	  $(BIN)/mlflow models serve --model-uri '$(MODEL)' --env-manager local --host 127.0.0.1 --port $(PORT)
 
 test: setup test-tools  ## the whole suite, slow tests included (what CI runs), with the 15 slowest
 	$(BIN)/python -m pytest -q --durations=15 $(ARGS)

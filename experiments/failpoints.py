@@ -45,6 +45,8 @@ POINTS = {
     "finish.plots": "the finish, after the first of Optuna's plots is drawn",
     "finish.best": "the finish, the best parameters logged but not its experiment file",
     "finish.retrain": "the finish, at each epoch end of the best trial's retrain",
+    "finish.register": "the finish, after each retrained model's version is registered (not yet "
+                       "recorded in the study), and before the alias best moves",
     "finish.closed": "the finish, the summary metrics logged but the parent run not yet closed",
 }
 ACTIONS = ("kill", "raise", "interrupt", "pause")

@@ -7,6 +7,8 @@ Examples:
   python -m experiments.train                                   # the chapter's defaults
   python -m experiments.train model.width=1024 optim.lr=0.05
   python -m experiments.train +experiment=best/mlp-sweep        # a sweep's best configuration
+  python -m experiments.train mlflow.register=my-mlp            # a version of the registered model
+                                                                #   my-mlp, with the alias best
   python -m experiments.train --cfg job model.depth=2           # show the composed config
 """
 
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import sys
 
+from experiments import registry, tracking
 from experiments.cli import command_config, fail
+from experiments.config import Config
 from experiments.tracking import check_store
 from experiments.training import setup_torch, tracked_run
 from mlp import DataError, DivergedError
@@ -30,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(exc))
     setup_torch()
     try:
-        run_id, final = tracked_run(cfg)
+        run_id, final, model_uri = tracked_run(cfg)
     except DataError as exc:
         fail(str(exc), code=1)
     except DivergedError as exc:
@@ -41,7 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {run_id}: val/acc_best {final['val/acc_best']:.4f} "
           f"test/acc {final['test/acc']:.4f} test/loss {final['test/loss']:.4f} "
           f"({cfg.mlflow.tracking_uri}, experiment {cfg.mlflow.experiment!r})")
+    if cfg.mlflow.register and model_uri:
+        register(cfg, run_id, model_uri, cfg.mlflow.register)
     return 0
+
+
+def register(cfg: Config, run_id: str, model_uri: str, name: str) -> None:
+    """The run's model as a new version of ``name``, with the alias ``best``."""
+    client, _ = tracking.client_for(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
+    version = registry.register(client, name, model_uri, run_id,
+                                tags=registry.version_tags(cfg, client.get_run(run_id)))
+    page = tracking.ui_address(cfg.mlflow.tracking_uri, registry.version_page(name, version.version))
+    print(f"registered: {registry.version_uri(name, version.version)}, alias "
+          f"models:/{name}@{registry.ALIAS} (MLflow: {page})")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ MLP_DIR, EXP_DIR = ROOT / "mlp", ROOT / "experiments"
 ALLOWED = {"torch", "torchvision", "mlp"} | set(sys.stdlib_module_names)
 SHARED = {"experiments.failpoints": 0, "experiments.config": 1, "experiments.cli": 2}
 # Lower layers first: a module imports only from layers below its own (or its own package).
-LAYERS = {"experiments.stores": 1, "experiments.tracking": 3, "experiments.training": 4,
-          "experiments.study": 5, "experiments.results": 5, "experiments.benchmarks": 6}
-COMMAND = 7
+LAYERS = {"experiments.stores": 1, "experiments.tracking": 3, "experiments.registry": 4,
+          "experiments.training": 5, "experiments.study": 6, "experiments.results": 6,
+          "experiments.benchmarks": 7}
+COMMAND = 8
 COMMANDS = {"train", "sweep", "report", "compare", "replicate", "strategies", "activations", "bench",
             "bench_sweep", "bench_workers"}
 MAX_LINES, MAX_COMMAND_LINES = 300, 100

@@ -35,6 +35,8 @@ NOT_RUN = {
     "make lint": "CI runs it",
     "make setup": "CI runs it",
     "make ui": "a server that runs until stopped: tests/experiments/tracking/test_ui.py starts it",
+    "make serve": "a server that runs until stopped: tests/experiments/registry/test_served.py "
+                  "starts mlflow models serve",
     "python -m experiments.bench_workers": "minutes of 8 workers against a scratch PostgreSQL "
                                            "database and a tracking server: a benchmark, run by hand",
     "make bench": "test_bench.py runs it in its quick form",

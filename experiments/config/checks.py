@@ -3,6 +3,7 @@ quick form of any run or study."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -36,6 +37,22 @@ METRICS = {"val/acc": "maximize", "val/loss": "minimize", "model/num_params": "m
            "perf/epoch_seconds": "minimize"}
 DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
 MULTI_SAMPLERS = ("nsga2", "tpe", "random", "grid", "qmc")  # Optuna's multi-objective samplers
+MODEL_NAME_BAD = re.compile(r"[/:'\"]")  # MLflow refuses / and : in a registered model's name;
+# a quote would break the registry's search filter
+
+
+def register_problem(cfg: Config) -> str | None:
+    """Why ``mlflow.register`` cannot name a registered model; None if it can (or is unset)."""
+    name = cfg.mlflow.register
+    if name is None:
+        return None
+    if not name.strip():
+        return "mlflow.register is empty: give the registered model a name, or leave it unset"
+    if MODEL_NAME_BAD.search(name):
+        return f"mlflow.register={name!r}: a registered model's name cannot hold / : ' or \""
+    if not cfg.mlflow.log_model:
+        return f"mlflow.register={name!r}: needs mlflow.log_model=true (there is no model to register)"
+    return None
 
 
 def objectives(sweep: Any) -> list[tuple[str, str]]:
@@ -116,6 +133,7 @@ def validate(cfg: Config) -> None:
         (d.folds == 0 or d.folds >= 2, f"data.folds={d.folds}: must be 0 (off) or >= 2"),
         (d.folds <= pool, f"data.folds={d.folds}: more folds than the {pool} training images "
                           "they split" + (" (data.limit_train)" if d.limit_train else "")),
+        (register_problem(cfg) is None, register_problem(cfg) or ""),
         (not (cfg.train.layer_stats and m.impl == "concise"),
          "train.layer_stats=true: needs model.impl=scratch (the statistics are read off the "
          "explicit W_i, b_i)"),
@@ -134,7 +152,8 @@ def quick_name(study_name: str) -> str:
 
 def apply_quick(cfg: Config) -> Config:
     """``sweep.quick=true``: a smoke-test form of any run or study (small data, few epochs, at
-    most 6 trials and 5 minutes), in a study of its own (``<study_name>-quick``)."""
+    most 6 trials and 5 minutes, no model logged unless ``mlflow.register`` asks for one), in a
+    study of its own (``<study_name>-quick``)."""
     if cfg.sweep.quick:
         cfg.sweep.study_name = quick_name(cfg.sweep.study_name)
         cfg.data.limit_train = min(cfg.data.limit_train or QUICK["limit_train"], QUICK["limit_train"])
@@ -142,5 +161,5 @@ def apply_quick(cfg: Config) -> Config:
         cfg.train.epochs = min(cfg.train.epochs, QUICK["epochs"])
         cfg.sweep.n_trials = min(cfg.sweep.n_trials, QUICK["n_trials"])
         cfg.sweep.timeout = min(cfg.sweep.timeout or QUICK["timeout"], QUICK["timeout"])
-        cfg.mlflow.log_model = False
+        cfg.mlflow.log_model = cfg.mlflow.register is not None  # a model only when one is to be registered
     return cfg

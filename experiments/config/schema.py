@@ -55,6 +55,7 @@ class MlflowConfig:
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "mlp"
     log_model: bool = True
+    register: str | None = None  # a registered model's name (a sweep: its study's name if unset)
 
 
 @dataclass

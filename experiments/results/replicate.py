@@ -77,8 +77,8 @@ def replicate(args: argparse.Namespace, parent_id: str,
                 record.update(precision=precision, run=name)
                 tags["replicate.precision"] = precision
             try:
-                _, final = tracked_run(cfg, quiet=True, parent_run_id=parent_id, run_name=name,
-                                       tags=tags, progress=f"trial {number} seed {seed}")
+                final = tracked_run(cfg, quiet=True, parent_run_id=parent_id, run_name=name,
+                                    tags=tags, progress=f"trial {number} seed {seed}").final
                 record.update({k: final[m] for k, m in KEYS.items()})
                 text = f"val/acc_best {final[KEYS['val']]:.4f} test/acc {final[KEYS['test']]:.4f}"
             except DivergedError as exc:

@@ -4,19 +4,18 @@ the top trials, axis and isolation plots, learning curves and any seed replicate
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import optuna
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from experiments import registry, tracking
 from experiments.config import load_config, plural, reproduce
 from experiments.results import plots as rp
 from experiments.results.data import (
@@ -34,8 +33,6 @@ from experiments.results.interactions import interaction_section
 from experiments.results.layers import layer_section
 from experiments.results.page import Page
 from experiments.training import figures
-
-QUIET = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 @dataclass
@@ -105,6 +102,8 @@ def study_section(page: Page, view: StudyView, client: MlflowClient, *, top: int
         print(f"warning: study {view.name}: {text}")
         page.warn(text)
     page.para(_test_text(view, best.number))
+    if registered := _registered(view, best.number):
+        page.para(registered)
     command = reproduce_best(view, client)
     print(f"study {view.name}: best trial {best.number} {view.metric} {best.values[0]:.4f}\n"
           f"reproduce: {command}")
@@ -183,6 +182,20 @@ def _test_text(view: StudyView, number: int) -> str:
             f"retrained best trial, run best-trial-{number}; never used for selection).")
 
 
+def _registered(view: StudyView, number: int) -> str | None:
+    """Where the finish registered the retrained best trial's model; None if it did not."""
+    summary = view.study.user_attrs.get("finish.summary") or {}
+    name, version = summary.get("registered.name"), (summary.get("registered") or {}).get(str(number))
+    if not name or version is None:
+        return None
+    ui = tracking.ui_address(view.study.user_attrs.get("tracking_uri", ""),
+                             registry.version_page(name, version))
+    return (f"Registered model: {registry.version_uri(name, version)}, alias "
+            f"models:/{name}@{registry.ALIAS} (MLflow UI: Models, {name}, version {version}: {ui}). "
+            f"Load it with mlflow.pyfunc.load_model(\"models:/{name}@{registry.ALIAS}\"); serve it with "
+            f"make serve MODEL=models:/{name}@{registry.ALIAS}.")
+
+
 def _top_table(page: Page, view: StudyView, client: MlflowClient, n: int) -> None:
     keys = list(varied(view.study))
     rows = [[i + 1, r.number, _score(view, client, r), r.epochs // max(view.folds, 1), f"{r.seconds:.1f}",
@@ -247,7 +260,7 @@ def _replicates(page: Page, view: StudyView, client: MlflowClient) -> None:
     run_id = view.parent.info.run_id
     if not any(a.path == "replicate/summary.json" for a in client.list_artifacts(run_id, "replicate")):
         return
-    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {QUIET: "false"}):
+    with tempfile.TemporaryDirectory() as tmp, tracking.no_progress_bars():
         rows = json.loads(Path(client.download_artifacts(run_id, "replicate/summary.json", tmp))
                           .read_text())
     page.heading("Seed replicates", 3)

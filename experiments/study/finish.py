@@ -18,7 +18,7 @@ import yaml
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from experiments import failpoints, tracking
+from experiments import failpoints, registry, tracking
 from experiments.cli import one_line
 from experiments.config import (
     Config,
@@ -35,11 +35,12 @@ from experiments.study.context import SweepContext
 from experiments.study.objectives import along_front, front, values_text
 from experiments.study.parent import best_trial, close_finished, unlogged
 from experiments.study.plots import log_plots
+from experiments.study.registration import register
 from experiments.study.runs import close_orphans
 from experiments.study.samplers import exhausted
-from experiments.training import tracked_run
+from experiments.training import TrackedRun, tracked_run
 
-STAGES = ("plots", "best", "retrain", "closed")  # each has the failpoint finish.STAGE
+STAGES = ("plots", "best", "retrain", "register", "closed")  # each has the failpoint finish.STAGE
 SUMMARY_ATTR = "finish.summary"
 
 
@@ -56,8 +57,11 @@ def ready(study: optuna.Study, n_trials: int, *, spent: bool) -> bool:
 
 
 def missing(study: optuna.Study) -> list[str]:
-    """The finish stages not yet done for the trials the study holds now."""
+    """The finish stages not yet done for the trials the study holds now (none once the last
+    is done: a study finished before a stage existed is not finished again for it)."""
     n, attrs = done(counts(study)), study.user_attrs
+    if attrs.get(f"finish.{STAGES[-1]}") == n:
+        return []
     return [s for s in STAGES if attrs.get(f"finish.{s}") != n]
 
 
@@ -160,21 +164,28 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
     if "retrain" in todo:
         if ctx.cfg.sweep.retrain_best:
             tested = summary.setdefault("front", {})  # trial -> its test/acc, kept as each ends
+            models = summary.setdefault("models", {})  # trial -> its retrain's run and model
             for why, t in picks:
                 if str(t.number) in tested:  # retrained before a kill in this stage
                     continue
-                final = retrain(ctx, study, t, why if ctx.multi else "")
+                run, final, model_uri = retrain(ctx, study, t, why if ctx.multi else "")
                 tested[str(t.number)] = final["test/acc"]
+                models[str(t.number)] = {"run": run, "model": model_uri}
                 if t.number == best.number:
                     summary.update({"test/acc": final["test/acc"], "test/loss": final["test/loss"],
                                     "retrain/val_acc_best": final["val/acc_best"]})
                 study.set_user_attr(SUMMARY_ATTR, summary)
         mark("retrain")
+    if "register" in todo:
+        register(ctx, study, picks, best.number, summary, crash_point=lambda: crash_point("register"),
+                 save=lambda: study.set_user_attr(SUMMARY_ATTR, summary))
+        mark("register")
     if "closed" in todo:
         c = counts(study)
         summary.update({"best/trial": best.number, "trials/complete": c[TrialState.COMPLETE],
                         "trials/pruned": c[TrialState.PRUNED], "trials/failed": c[TrialState.FAIL]})
-        metrics = {k: v for k, v in summary.items() if k not in ("trials/done", "front")}
+        metrics = {k: v for k, v in summary.items()
+                   if k != "trials/done" and isinstance(v, int | float)}
         tracking.log_metrics(client, run_id, unlogged(ctx, run_id, metrics, best.number),
                              step=best.number)
         for number, acc in summary.get("front", {}).items() if ctx.multi else ():
@@ -188,17 +199,16 @@ def finalize(ctx: SweepContext, study: optuna.Study, todo: list[str]) -> dict[st
 
 
 def retrain(ctx: SweepContext, study: optuna.Study, t: optuna.trial.FrozenTrial,
-            why: str) -> dict[str, float]:
+            why: str) -> TrackedRun:
     """Train trial ``t``'s configuration once more as a child run and test it once."""
     cfg = ctx.trial_config(t.user_attrs.get("overrides", []))
     which = f"front trial {t.number} ({why})" if why else f"best trial ({t.number})"
     print(f"retraining the {which} on {trained_on(cfg)} and testing it once...", flush=True)
     name = f"best-trial-{t.number} {short_name(sampled(t))}".strip()
-    _, final = tracked_run(cfg, parent_run_id=ctx.parent_run_id, run_name=name, quiet=True,
-                           progress=f"retrain trial {t.number}",
-                           tags={"optuna.study": study.study_name},
-                           on_epoch_end=lambda epoch, metrics: crash_point("retrain"))
-    return final
+    return tracked_run(cfg, parent_run_id=ctx.parent_run_id, run_name=name, quiet=True,
+                       progress=f"retrain trial {t.number}", tags={"optuna.study": study.study_name},
+                       on_epoch_end=lambda epoch, metrics: crash_point("retrain"))
+
 
 
 def log_front(ctx: SweepContext, study: optuna.Study,
@@ -239,6 +249,10 @@ def closing_lines(ctx: SweepContext, study: optuna.Study, best: optuna.trial.Fro
         if "test/acc" in summary:
             print(f"retrained on {trained_on(cfg)} and tested once: test/acc {summary['test/acc']:.4f}")
         print(f"reproduce: {reproduce(cfg)}")
+    name, versions = summary.get("registered.name"), summary.get("registered", {})
+    if name and str(best.number) in versions:
+        print(f"model:     {registry.version_uri(name, versions[str(best.number)])}, alias "
+              f"models:/{name}@{registry.ALIAS} (serve it: make serve MODEL=models:/{name}@{registry.ALIAS})")
     stores = {"storage": mask_url(ctx.cfg.sweep.storage),
               "tracking_uri": mask_url(ctx.cfg.mlflow.tracking_uri)}
     print(f"report:    {report_command([study.study_name], **stores)}")

@@ -8,6 +8,7 @@ from experiments.tracking.client import (
     check_store,
     client_for,
     transient,
+    ui_address,
     unreachable,
     where_to_look,
 )
@@ -19,12 +20,13 @@ from experiments.tracking.log import (
     log_figures,
     log_history,
     log_metrics,
-    log_model,
     log_params,
+    no_progress_bars,
     param_value,
 )
 from experiments.tracking.outbox import Outbox
 
 __all__ = ["FAILED", "FINISHED", "KILLED", "Outbox", "check_store", "client_for", "end_run",
            "epoch_logger", "log_config", "log_dataset", "log_figures", "log_history", "log_metrics",
-           "log_model", "log_params", "param_value", "transient", "unreachable", "where_to_look"]
+           "log_params", "no_progress_bars", "param_value", "transient", "ui_address", "unreachable",
+           "where_to_look"]

@@ -60,7 +60,12 @@ def mark_kind(client: MlflowClient, exp: Experiment) -> None:
 def where_to_look(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """How to open run ``run_id`` in the MLflow UI: ``make ui`` for the embedded default, an
     ``mlflow ui`` command for another SQLite file, the server's own page otherwise."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING}"
+    return ui_address(tracking_uri, f"#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING}")
+
+
+def ui_address(tracking_uri: str, page: str) -> str:
+    """How to open ``page`` (``#/...``) of the MLflow UI on ``tracking_uri``: see
+    :func:`where_to_look`."""
     parts = urllib.parse.urlsplit(tracking_uri)
     if parts.scheme in ("http", "https"):
         return f"{_server(parts)}/{page}"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import mlflow
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -94,12 +96,9 @@ def log_dataset(x: np.ndarray, y: np.ndarray, *, rows: np.ndarray, source: str, 
     mlflow.log_input(dataset, context="training", tags=tags)
 
 
-def log_model(model: torch.nn.Module, example: torch.Tensor) -> None:
-    """The trained model via ``mlflow.pytorch.log_model`` with an inferred signature."""
-    model = model.cpu().eval()
-    x = example.cpu()
-    with torch.no_grad():
-        y = model(x)
-    signature = mlflow.models.infer_signature(x.numpy(), y.numpy())
-    mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=x.numpy(),
-                             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """MLflow without its "Downloading artifacts" progress bars (it reads a logged model back
+    to check it, a report reads artifacts): they are noise in a command's output."""
+    with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+        yield

@@ -13,7 +13,7 @@ from experiments.training.runner import (
     setup_torch,
     train_config,
 )
-from experiments.training.tracked import figure_run, tracked_run
+from experiments.training.tracked import TrackedRun, figure_run, tracked_run
 
-__all__ = ["Data", "Trained", "load_data", "peak_memory_mb", "precision_of", "settle_precision",
+__all__ = ["Data", "TrackedRun", "Trained", "load_data", "peak_memory_mb", "precision_of", "settle_precision",
            "reset_peak_memory", "resolve_device", "setup_torch", "figure_run", "tracked_run", "train_config"]

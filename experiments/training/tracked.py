@@ -4,15 +4,16 @@ and record its metrics, figures, data set and model."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import mlflow
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
-from torch import nn
 
 from experiments import tracking
 from experiments.cli import chain, epoch_progress
 from experiments.config import Config, label
+from experiments.registry import log_model
 from experiments.training import figures
 from experiments.training.runner import (
     Trained,
@@ -21,20 +22,25 @@ from experiments.training.runner import (
     train_config,
 )
 from mlp import count_parameters, evaluate
-from mlp.data import raw_dir
-from mlp.model import Standardize
+from mlp.data import load_raw, raw_dir
 from mlp.train import predict
 
 NESTED_EVERY = 10.0  # seconds between plain progress lines of a retrain or replicate
+
+
+class TrackedRun(NamedTuple):
+    run_id: str
+    final: dict[str, float]  # the run's final metrics (test/acc, val/acc_best, ...)
+    model_uri: str | None  # the logged model (``models:/m-...``); None without mlflow.log_model
 
 
 def tracked_run(cfg: Config, *, quiet: bool = False, progress: str | None = None,
                 parent_run_id: str | None = None, run_name: str | None = None,
                 tags: dict[str, str] | None = None,
                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
-                ) -> tuple[str, dict[str, float]]:
+                ) -> TrackedRun:
     """Train ``cfg`` in a new MLflow run (nested under ``parent_run_id`` if given, with extra
-    ``tags``); return the run's id and its final metrics. The epochs' progress is shown as
+    ``tags``); return the run's id, its final metrics and its model. The epochs' progress is shown as
     ``progress`` (``train`` unless ``quiet``). Ctrl-C closes the run as KILLED, an error as
     FAILED."""
     client, experiment_id = tracking.client_for(cfg.mlflow.tracking_uri, cfg.mlflow.experiment)
@@ -56,7 +62,7 @@ def tracked_run(cfg: Config, *, quiet: bool = False, progress: str | None = None
         log = tracking.epoch_logger(client, run_id)
         trained = train_config(cfg, on_epoch_end=chain(log, shown, on_epoch_end), on_probe=log)
         close()
-        final = record_final(client, run_id, cfg, trained)
+        final, model_uri = record_final(client, run_id, cfg, trained)
         status = tracking.FINISHED
     except KeyboardInterrupt:
         status = tracking.KILLED
@@ -64,11 +70,13 @@ def tracked_run(cfg: Config, *, quiet: bool = False, progress: str | None = None
     finally:
         close()
         tracking.end_run(client, run_id, status)
-    return run_id, final
+    return TrackedRun(run_id, final, model_uri)
 
 
-def record_final(client: MlflowClient, run_id: str, cfg: Config, trained: Trained) -> dict[str, float]:
-    """Evaluate once on the test set; log final metrics, figures, the data set and the model."""
+def record_final(client: MlflowClient, run_id: str, cfg: Config,
+                 trained: Trained) -> tuple[dict[str, float], str | None]:
+    """Evaluate once on the test set; log final metrics, figures, the data set and the model
+    (:func:`experiments.registry.log_model`); the metrics and the model's URI."""
     model, data, result = trained.model, trained.data, trained.result
     test_loss, test_acc = evaluate(model, data.test_x, data.test_y, loss=cfg.train.loss)
     final = {"val/acc_best": result.best_val_acc, "best_epoch": result.best_epoch,
@@ -95,11 +103,12 @@ def record_final(client: MlflowClient, run_id: str, cfg: Config, trained: Traine
                              source=str(raw_dir(cfg.data.root).resolve()),
                              tags={"rows": str(len(data.train_x)), "val_rows": str(len(data.val_x)),
                                    "seed": str(cfg.seed)})
-        if cfg.mlflow.log_model:
-            logged = model if cfg.data.normalize == "none" else nn.Sequential(
-                Standardize(data.mean, data.std), model)  # takes [0, 1] pixels all the same
-            tracking.log_model(logged, pixels[:8])  # fp32 in, fp32 out
-    return final
+        model_uri = None
+        if cfg.mlflow.log_model:  # pixels 0-255 in, as the test set's files hold them
+            examples = load_raw(cfg.data.root)[2][:2]
+            model_uri = log_model(model, mean=data.mean, std=data.std, dtype=data.test_x.dtype,
+                                  example=examples)
+    return final, model_uri
 
 
 def figure_run(cfg: Config, figs: dict[str, Figure], metrics: dict[str, float], *, name: str,

@@ -54,9 +54,9 @@ def stack(env: dict[str, str] | None = None) -> dict:
     return interpolate(raw, {"POSTGRES_PASSWORD": "pw"} if env is None else env)
 
 
-def test_the_stack_is_postgres_mlflow_dashboard_and_workers() -> None:
+def test_the_stack_is_postgres_mlflow_dashboard_workers_and_a_model_server() -> None:
     s = stack()
-    assert set(s["services"]) == {"postgres", "mlflow", "dashboard", "worker"}
+    assert set(s["services"]) == {"postgres", "mlflow", "dashboard", "worker", "serve"}
     pg = s["services"]["postgres"]
     assert "healthcheck" in pg and any(v.startswith("pgdata:") for v in pg["volumes"])
     init = next(v for v in pg["volumes"] if "docker-entrypoint-initdb.d" in v)
@@ -65,7 +65,8 @@ def test_the_stack_is_postgres_mlflow_dashboard_and_workers() -> None:
     assert {"pgdata", "mlartifacts"} <= set(s["volumes"])
     for name in ("mlflow", "dashboard", "worker"):  # none starts before PostgreSQL is ready
         assert s["services"][name]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert s["services"]["worker"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    for name in ("worker", "serve"):
+        assert s["services"][name]["depends_on"]["mlflow"]["condition"] == "service_healthy"
 
 
 def test_the_tracking_server_serves_artifacts_from_postgresql() -> None:
@@ -85,7 +86,7 @@ def test_the_tracking_server_serves_artifacts_from_postgresql() -> None:
 def test_published_ports_bind_to_loopback_unless_the_user_says_so(env: dict[str, str]) -> None:
     services = stack(env)["services"]
     listens = {"postgres": 5432, "mlflow": _arg(services["mlflow"]["command"], "--port"),
-               "dashboard": _dashboard_port()}
+               "dashboard": _dashboard_port(), "serve": _arg(services["serve"]["command"], "--port")}
     for name, port in listens.items():
         (mapping,) = services[name]["ports"]
         host, _, container = mapping.split(":")
@@ -121,6 +122,23 @@ def test_the_worker_runs_the_sweep_cli_with_overrides_the_config_accepts(
     assert (dashboard.hostname, dashboard.path) == ("postgres", "/optuna")
 
 
+def test_the_model_server_serves_the_best_alias_of_the_study_the_workers_register() -> None:
+    """``serve`` runs ``mlflow models serve`` on the workers' image (torch and mlflow inside, no
+    environment to build), on the registered model named after the workers' study."""
+    env = env_example()
+    services = stack(env)["services"]
+    serve, worker = services["serve"], services["worker"]
+    cmd = serve["command"]
+    assert cmd[:3] == ["mlflow", "models", "serve"] and _arg(cmd, "--env-manager") == "local"
+    assert _arg(cmd, "--host") == "0.0.0.0"  # reachable through the published port
+    assert _arg(cmd, "--model-uri") == f"models:/{env['SWEEP_STUDY_NAME']}@best"
+    assert serve["image"] == worker["image"] and serve["profiles"] == ["serve"]
+    assert serve["environment"]["MLFLOW_TRACKING_URI"] == worker["environment"]["MLFLOW_TRACKING_URI"]
+    assert str(_arg(cmd, "--port")) in " ".join(serve["healthcheck"]["test"])
+    allowed = services["mlflow"]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert urlsplit(serve["environment"]["MLFLOW_TRACKING_URI"]).netloc in allowed
+
+
 def test_every_variable_is_in_env_example_and_no_credential_is_baked_in() -> None:
     names = {m.group("name") for m in _VAR.finditer(COMPOSE.read_text()) if m.group("name")}
     names -= {"oc"}  # ``$${oc.env:...}`` is for Hydra, not compose
@@ -141,12 +159,12 @@ def test_checkpoints_are_only_loaded_with_weights_only() -> None:
 @pytest.mark.skipif(shutil.which("docker-compose") is None,
                     reason="docker-compose (Debian package) not installed")
 def test_docker_compose_config_accepts_the_file() -> None:
-    proc = subprocess.run(["docker-compose", "--env-file", ".env.example", "config"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60,
+    proc = subprocess.run(["docker-compose", "--env-file", ".env.example", "--profile", "serve", "config"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin:/usr/local/bin"})
     assert proc.returncode == 0, proc.stderr
     services = yaml.safe_load(proc.stdout)["services"]
-    assert set(services) == {"postgres", "mlflow", "dashboard", "worker"}
+    assert set(services) == {"postgres", "mlflow", "dashboard", "worker", "serve"}
     published = [p for s in services.values() for p in s.get("ports", [])]
     assert published and all(str(p).startswith("127.0.0.1:") for p in published)
 
