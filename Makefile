@@ -40,7 +40,7 @@ train: setup  ## one tracked run with the chapter's defaults
 	$(BIN)/python -m experiments.train $(ARGS)
 
 serve: setup  ## a registered model over HTTP: POST pixels to http://127.0.0.1:$(PORT)/invocations
-	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI='$(TRACKING_URI)' \
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI='$(TRACKING_URI)' MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false \
 	  $(BIN)/mlflow models serve --model-uri '$(MODEL)' --env-manager local --host 127.0.0.1 --port $(PORT)
 
 test: setup test-tools  ## the whole suite, slow tests included (what CI runs), with the 15 slowest

@@ -20,6 +20,7 @@ from experiments import sweep
 from experiments.stores.scratch import scratch_database
 from experiments.tracking.server import TrackingServer, free_port
 from tests.conftest import DATA_ROOT, forget_storage, load_study, needs_postgres, wait_for
+from tests.experiments.registry.test_served import load_without_project
 from tests.sweeps import Sweeps
 
 
@@ -115,8 +116,10 @@ def _settled_children(server: TrackingServer, experiment: str, storage: str,
 @needs_postgres
 def test_independent_workers_and_a_spawning_one_run_exactly_the_budget(
         tmp_path: Path, storage: str, server: TrackingServer) -> None:
+    """... and the one finish registers the retrained best once, on the tracking server, where a
+    fresh interpreter without the project loads it by its alias and scores its test accuracy."""
     exp, n = f"share-{uuid.uuid4().hex[:8]}", 6
-    args = _overrides(storage, server, exp, n)
+    args = _overrides(storage, server, exp, n, "sweep.retrain_best=true", f"mlflow.register={exp}")
     with Sweeps(tmp_path, env=WORKER_ENV) as workers:
         for extra in ([], [], ["sweep.workers=2"]):  # what compose runs, plus sweep.workers=N
             workers.start([*args, *extra])
@@ -127,7 +130,13 @@ def test_independent_workers_and_a_spawning_one_run_exactly_the_budget(
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert len({t.params["optim.lr"] for t in study.trials}) == n  # workers do not repeat samples
     _check_children(server, exp, study, epochs=3)
-    assert _runs(server, exp, "study")[0].info.status == "FINISHED"
+    (parent,) = _runs(server, exp, "study")
+    assert parent.info.status == "FINISHED"
+    client = MlflowClient(server.uri)
+    (version,) = client.search_model_versions(f"name = '{exp}'")
+    assert str(client.get_model_version_by_alias(exp, "best").version) == str(version.version)
+    seen = load_without_project(f"models:/{exp}@best", server.uri, tmp_path)
+    assert seen["correct"] / seen["n"] == parent.data.metrics["test/acc"]
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -21,6 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from experiments import train
+from experiments.tracking.server import free_port
 from mlp.data import CLASSES, load_raw
 from tests.conftest import DATA_ROOT, small_overrides, wait_for
 
@@ -97,21 +97,20 @@ def test_the_best_alias_loads_without_the_project_and_scores_the_logged_test_acc
     client = MlflowClient(_uri(registered))
     best = client.get_model_version_by_alias(NAME, "best")
     logged = client.get_run(best.run_id).data.metrics["test/acc"]
-    env = {"PATH": os.environ["PATH"], "HOME": str(registered), "MLFLOW_TRACKING_URI": _uri(registered)}
-    proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PROJECT, f"models:/{NAME}@best",
-                           str(DATA_ROOT / "FashionMNIST" / "raw")], cwd="/", env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    seen = json.loads(proc.stdout.splitlines()[-1])
+    seen = load_without_project(f"models:/{NAME}@best", _uri(registered), registered)
     assert seen["correct"] / seen["n"] == logged  # the same 10,000 images, the same precision
     assert seen["same_as_squares"] and seen["probability_sums"] == [1.0]
     assert seen["outputs"] == ["class", "label", "probabilities"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def load_without_project(uri: str, tracking_uri: str, home: Path) -> dict:
+    """What :data:`LOAD_WITHOUT_PROJECT` saw of model ``uri`` on ``tracking_uri``."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "MLFLOW_TRACKING_URI": tracking_uri}
+    proc = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_PROJECT, uri,
+                           str(DATA_ROOT / "FashionMNIST" / "raw")], cwd="/", env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
 
 
 def _post(port: int, body: object) -> tuple[int, dict]:
@@ -134,7 +133,7 @@ def _answers(port: int) -> bool | None:
 
 def test_mlflow_models_serve_answers_with_the_models_predictions_and_400_for_bad_requests(
         registered: Path) -> None:
-    port, log = _free_port(), registered / "serve.log"
+    port, log = free_port(), registered / "serve.log"
     bin_dir = str(Path(sys.executable).parent)  # mlflow runs uvicorn from PATH
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "MLFLOW_TRACKING_URI": _uri(registered)}
     with open(log, "w") as out:

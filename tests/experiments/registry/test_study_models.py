@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from experiments import report
 from tests.conftest import DATA_ROOT, forget_storage, load_study
 from tests.sweeps import Sweeps
 
@@ -58,3 +59,9 @@ def test_a_kill_while_registering_then_reruns_leave_one_version_with_the_alias(t
     code, out = _sweep(tmp_path)  # finished: nothing new
     assert code == 0, out
     assert len(client.search_model_versions("name = 'mlp-sweep'")) == 1
+
+    assert report.main(["mlp-sweep", "--storage", url, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                        "--out", str(tmp_path / "report"), "--no-log"]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "Registered model: models:/mlp-sweep/1, alias models:/mlp-sweep@best" in text
+    assert "#/models/mlp-sweep/versions/1" in text  # its page in the MLflow UI
