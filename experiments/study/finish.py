@@ -267,11 +267,14 @@ def front_lines(ctx: SweepContext, study: optuna.Study, summary: dict[str, Any])
     """The Pareto front: each trial's metrics, its test accuracy when retrained, and the
     command that reproduces it."""
     trials, tested = front(study), summary.get("front", {})
+    name, versions = summary.get("registered.name"), summary.get("registered", {})
     arrows = ", ".join(f"{n} {'up' if d == 'maximize' else 'down'}" for n, d in ctx.objectives)
     print(f"Pareto front: {plural(len(trials), 'trial')} of {summary.get('trials/done', '?')} done "
           f"({arrows}); no trial is better on every metric than these:")
     for t in trials[:FRONT_SHOWN]:
-        test = f" (retrained, test/acc {tested[str(t.number)]:.4f})" if str(t.number) in tested else ""
+        n = str(t.number)
+        model = f", {registry.version_uri(name, versions[n])}" if n in versions else ""
+        test = f" (retrained, test/acc {tested[n]:.4f}{model})" if n in tested else ""
         print(f"  trial {t.number}: {values_text(ctx.objectives, list(t.values))}{test}")
         print(f"    reproduce: {reproduce(ctx.trial_config(t.user_attrs.get('overrides', [])))}")
     if len(trials) > FRONT_SHOWN:

@@ -26,8 +26,7 @@ TWO = ["sweep.metric=[val/acc,model/num_params]", "sweep.sampler=nsga2", "sweep.
 
 def _args(tmp: Path, *extra: str) -> list[str]:
     return [f"data.root={DATA_ROOT}", "search=tiny", "data.limit_train=1500", "data.val_size=500",
-            "train.epochs=2", "sweep.n_trials=6", "sweep.heartbeat=1", "mlflow.log_model=false",
-            "sweep.retrain_front=2", f"sweep.storage=sqlite:///{tmp}/optuna.db",
+            "train.epochs=2", "sweep.n_trials=6", "sweep.heartbeat=1", "sweep.retrain_front=2", f"sweep.storage=sqlite:///{tmp}/optuna.db",
             f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db", *TWO, *extra]
 
 
@@ -114,6 +113,12 @@ def test_a_study_of_two_metrics_resumes_after_a_kill_and_reports_its_front(
     tested = client.get_metric_history(parent.info.run_id, "front/test_acc")
     assert sorted(m.step for m in tested) == sorted(int(r.info.run_name.split()[0].split("-")[-1])
                                                     for r in retrained)
+    versions = {v.tags["trial"]: v for v in client.search_model_versions("name = 'mlp-sweep'")}
+    assert set(versions) == {r.info.run_name.split()[0].split("-")[-1] for r in retrained}
+    most_accurate = str(min(front, key=lambda t: (-t.values[0], t.number)).number)
+    assert versions[most_accurate].tags["front"] == "most accurate"
+    best = client.get_model_version_by_alias("mlp-sweep", "best")
+    assert str(best.version) == str(versions[most_accurate].version)
     best_dir = tmp_path / "conf" / "experiment" / "best"
     assert (best_dir / "mlp-sweep.yaml").exists()
 
