@@ -21,6 +21,11 @@ from tests.sweeps import Sweeps
 pytestmark = pytest.mark.slow
 
 N_TRIALS = 3
+# A trial is stale, failed and retried by the next claim once its heartbeat is 3 x sweep.heartbeat
+# (1 s here) old. The beats of a killed process's trials all came before its death, so waiting
+# this long after it has exited makes them stale on any machine; starting the next run sooner
+# would leave it to the machine's speed whether that run's claims see them stale.
+STALE_AFTER = 3 * 1 + 1.0
 
 
 def _args(tmp: Path, n: int = N_TRIALS, *extra: str) -> list[str]:
@@ -97,6 +102,7 @@ def test_the_same_command_completes_a_sweep_killed_at_every_point_in_turn(tmp_pa
     killed_at("trial.epoch_end=1:kill")  # trial 2 killed after its first epoch
     mid = next(t for t in _trials(tmp_path, TrialState.RUNNING) if t.number == 2)
     assert list(mid.intermediate_values) == [1]
+    time.sleep(STALE_AFTER)  # both dead trials' last beats are now older than the grace period
     killed_at("trial.close=1:kill")  # both dead trials failed and retried; one told COMPLETE
     assert [t.number for t in _trials(tmp_path, TrialState.FAIL)] == [1, 2]
     told = max(_trials(tmp_path, TrialState.COMPLETE), key=lambda t: t.number)
