@@ -21,8 +21,8 @@ from mlp.optim import SGD, scheduled_lr, set_lr
 from mlp.splits import Splits, batches
 from mlp.stats import layer_stats, probe_batches
 
-__all__ = ["DivergedError", "FitResult", "Training", "train_epoch", "evaluate", "predict", "fit",
-           "fit_folds"]
+__all__ = ["DivergedError", "FitResult", "Training", "autocast_for", "train_epoch", "evaluate", "predict",
+           "fit", "fit_folds"]
 
 Metrics = dict[str, float]
 EpochCallback = Callable[[int, Metrics], None]
@@ -84,7 +84,7 @@ def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         if backward == "manual":
             value, logits = loss_and_grads(model, xb, yb, loss=loss)
         else:
-            with _autocast(model, xb):
+            with autocast_for(model, xb):
                 logits = model(xb)
             value = loss_fn(logits, yb)  # fp32 whatever the logits' dtype
             value.backward()
@@ -104,7 +104,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     model.eval()
     loss_sum, correct = 0.0, 0
     for xb, yb in batches(x, y, batch_size):
-        with _autocast(model, xb):
+        with autocast_for(model, xb):
             logits = model(xb)
         loss_sum += loss_fn(logits, yb).item() * len(yb)
         correct += int((logits.argmax(dim=1) == yb).sum())
@@ -118,14 +118,15 @@ def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 8192) -> tor
     preds = []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
-        with _autocast(model, xb):
+        with autocast_for(model, xb):
             preds.append(model(xb).argmax(dim=1))
     return torch.cat(preds)
 
 
-def _autocast(model: nn.Module, x: torch.Tensor) -> contextlib.AbstractContextManager:
+def autocast_for(model: nn.Module, x: torch.Tensor) -> contextlib.AbstractContextManager:
     """bf16 products for the concise model on bf16 images (its ``nn.Linear`` layers hold fp32
-    weights and let autocast cast them); the scratch MLP casts its own weights."""
+    weights and let autocast cast them); the scratch MLP casts its own weights. Training, the
+    evaluation and the exported model (``experiments.registry``) all multiply under it."""
     if x.dtype == torch.bfloat16 and not isinstance(model, MLP):
         return torch.autocast(x.device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

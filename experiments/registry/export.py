@@ -14,7 +14,7 @@ from mlflow.types.schema import Array, ColSpec, Schema
 from torch import nn
 
 from experiments.tracking import no_progress_bars
-from mlp import MLP
+from mlp.train import autocast_for
 
 CODE = Path(__file__).with_name("classifier.py")
 OUTPUT = Schema([ColSpec("long", "class"), ColSpec("string", "label"),
@@ -35,10 +35,7 @@ class Served(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = ((pixels.reshape(-1, 784) / 255.0 - self.mean) / self.std).to(self.dtype)
-        if self.dtype == torch.bfloat16 and not isinstance(self.net, MLP):  # as mlp.train does
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                logits = self.net(x)
-        else:
+        with autocast_for(self.net, x):  # as the test evaluation multiplies
             logits = self.net(x)
         return torch.softmax(logits.float(), dim=1)  # (N, 10)
 

@@ -210,7 +210,6 @@ def retrain(ctx: SweepContext, study: optuna.Study, t: optuna.trial.FrozenTrial,
                        on_epoch_end=lambda epoch, metrics: crash_point("retrain"))
 
 
-
 def log_front(ctx: SweepContext, study: optuna.Study,
               picks: list[tuple[str, optuna.trial.FrozenTrial]]) -> None:
     """The Pareto front on the parent run: ``front/front.json`` (every front trial's metrics,
