@@ -19,8 +19,8 @@ from typing import Any
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-_interrupted = threading.Event()
-_exit_after: list[float] = []  # seconds an interrupted process has to end before it is ended
+_state = {"interrupted": False}  # a plain flag: the handler may run inside itself (below)
+_watchdog: list[tuple[int, float]] = []  # a worker's exit watchdog: its pipe's write end, its bound
 
 
 def install(*, exit_within: float | None = None) -> None:
@@ -30,23 +30,35 @@ def install(*, exit_within: float | None = None) -> None:
     for sig in SIGNALS:
         signal.signal(sig, _once)
     sys.unraisablehook = _unraisable
-    _exit_after[:] = [exit_within] if exit_within is not None else []
+    _watchdog.clear()
+    if exit_within is not None:  # started now: starting a thread in the handler takes locks
+        read_end, write_end = os.pipe()
+        threading.Thread(target=_end_after, args=(read_end, exit_within), name="exit-watchdog",
+                         daemon=True).start()
+        _watchdog.append((write_end, exit_within))
 
 
 def _once(signum: int, frame: Any) -> None:
-    _interrupted.set()
+    """The handler of the first signal. A second one can arrive while it runs (a worker whose
+    parent dies gets SIGTERM from the kernel and from its own parent watch), and Python then runs
+    this handler again inside itself, at any line. So it takes no lock (a threading.Event's
+    set() held its lock when the second signal came, and the nested set() waited for it
+    forever), and whichever call sets the flag first raises the only KeyboardInterrupt."""
+    if _state["interrupted"]:
+        return
+    _state["interrupted"] = True
     for sig in SIGNALS:  # a Python handler, not SIG_IGN: a signal already pending when the
         signal.signal(sig, _ignore)  # handler changes would raise "ignored due to race condition"
-    if _exit_after:
-        threading.Thread(target=_end_after, args=(_exit_after[0],), name="exit-watchdog",
-                         daemon=True).start()
+    if _watchdog:
+        os.write(_watchdog[0][0], b"!")  # no lock either: the watchdog's clock starts
     raise KeyboardInterrupt
 
 
-def _end_after(seconds: float) -> None:
+def _end_after(read_end: int, seconds: float) -> None:
     """The last resort of an interrupted worker that has not ended: its threads' stacks on
     stderr (to find what held it), then SIGKILL (no clean-up is left to wait for); its trial's
-    heartbeat goes stale, so the next run fails and reruns it."""
+    heartbeat goes stale, so the next run fails and reruns it. Waits for the handler's byte."""
+    os.read(read_end, 1)
     time.sleep(seconds)
     print(f"error: still running {seconds:g} s after the interrupt; exiting (where each thread "
           "was follows)", file=sys.stderr, flush=True)
@@ -59,7 +71,7 @@ def check() -> None:
     inside a callback whose exceptions Python only reports (a weakref finaliser run by the
     garbage collector), it never reaches the code that stops the sweep. Called between epochs
     and between trials."""
-    if _interrupted.is_set():
+    if _state["interrupted"]:
         raise KeyboardInterrupt
 
 
