@@ -30,9 +30,9 @@ def forward_cached(model: MLP, x: torch.Tensor, *, training: bool = True) -> tup
     keeps, and bf16 logits)."""
     h = x.reshape(-1, model.sizes[0])  # (B, 784)
     act = F.ACTIVATIONS[model.activation] if h.dtype == torch.float32 else F.FUSED[model.activation]
-    cache = Cache(inputs=[], outputs=[], masks=[], weights=[])
-    *hidden, (w_out, b_out) = model.compute_weights(h.dtype)
     with torch.no_grad():
+        *hidden, (w_out, b_out) = model.compute_weights(h.dtype)
+        cache = Cache(inputs=[], outputs=[], masks=[], weights=[])
         for w, b in hidden:
             cache.inputs.append(h)
             cache.weights.append(w)
@@ -86,26 +86,32 @@ def backward_from_log_probs(model: MLP, cache: Cache, log_probs: torch.Tensor,
                             y: torch.Tensor, *, loss: str = "cross_entropy") -> None:
     """:func:`backward` given ``log_softmax(logits)``, so the loss can reuse it."""
     derivative = F.DERIVATIVES[model.activation]
+    low = cache.inputs[-1].dtype != model.W1.dtype  # bf16 products: gradients land in one copy
+    casts = model.low_precision(cache.inputs[-1].dtype) if low else None
     with torch.no_grad():
         dz = logits_grad(log_probs, y, loss=loss).to(cache.inputs[-1].dtype)  # the products' dtype
         layers = model.layers()
         for i in range(len(layers) - 1, -1, -1):
             w, b = layers[i]
             h_in = cache.inputs[i]
-            _accumulate(w, h_in.T @ dz)  # (fan_in, B) @ (B, fan_out)
-            _accumulate(b, dz.sum(dim=0))  # in the products' dtype, then one cast of (fan_out,)
+            if casts is not None:  # into the bf16 gradient buffer, all cast to fp32 at the end
+                torch.mm(h_in.T, dz, out=casts.grads[2 * i])  # (fan_in, B) @ (B, fan_out)
+                torch.sum(dz, dim=0, out=casts.grads[2 * i + 1])
+            else:
+                _accumulate(w, h_in.T @ dz)  # (fan_in, B) @ (B, fan_out)
+                _accumulate(b, dz.sum(dim=0))
             if i == 0:
                 break
             dh = dz @ cache.weights[i].T  # (B, fan_out) @ (fan_out, fan_in)
             if cache.masks[i - 1] is not None:
                 dh = dh * cache.masks[i - 1]
             out = cache.outputs[i - 1]
-            # relu' is 0 or 1: zero dh where the unit was off, in place, with no mask cast
-            dz = dh.masked_fill_(out <= 0, 0.0) if model.activation == "relu" else dh * derivative(out)
+            dz = F.relu_backward(dh, out) if model.activation == "relu" else dh * derivative(out)
+        if casts is not None:
+            casts.land_in(model.parameters_in_order())
 
 
 def _accumulate(param: torch.nn.Parameter, grad: torch.Tensor) -> None:
-    grad = grad.to(param.dtype)  # bf16 products -> the fp32 gradient
     if param.grad is None:
         param.grad = grad.contiguous()
     else:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mlp import functional as F
-from mlp.precision import native_bf16
+from mlp.casts import Casts
 
 __all__ = ["MLP", "Standardize", "affine", "build_model", "hidden_sizes_for", "init_weight",
            "count_parameters"]
@@ -48,15 +48,16 @@ def as_compute(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 class _LowAffine(torch.autograd.Function):
-    """``h @ wc + bc`` on a layer's low-precision casts (made this step, kept by the model), with
-    the gradients going to the fp32 parameters ``w`` and ``b``: one GEMM and one add forward,
-    two GEMMs and a column sum backward, each result cast once into the parameter's dtype."""
+    """``h @ wc + bc`` on a layer's low-precision casts: one GEMM and one add forward, two GEMMs
+    and a column sum backward, the weight's and bias's gradients written into ``grads`` when
+    given (the buffer of :class:`mlp.casts.Casts`, landed in fp32 with one copy for all
+    layers)."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, h: torch.Tensor, w: torch.Tensor,
-                b: torch.Tensor, wc: torch.Tensor, bc: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: torch.autograd.function.FunctionCtx, h: torch.Tensor, wc: torch.Tensor,
+                bc: torch.Tensor, grads: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         ctx.save_for_backward(h, wc)
-        ctx.dtypes = (w.dtype, b.dtype)
+        ctx.grads = grads
         return torch.mm(h, wc).add_(bc)  # (B, fan_in) @ (fan_in, fan_out) + (fan_out,)
 
     @staticmethod
@@ -64,28 +65,20 @@ class _LowAffine(torch.autograd.Function):
                  dz: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         h, wc = ctx.saved_tensors
         dh = torch.mm(dz, wc.T) if ctx.needs_input_grad[0] else None  # (B, fan_in)
-        dw = torch.mm(h.T, dz).to(ctx.dtypes[0])  # (fan_in, fan_out) in the parameter's dtype
-        return dh, dw, dz.sum(dim=0).to(ctx.dtypes[1]), None, None
+        gw, gb = ctx.grads if ctx.grads is not None else (None, None)
+        dw = torch.mm(h.T, dz, out=gw)  # (fan_in, fan_out)
+        db = torch.sum(dz, dim=0, out=gb)
+        return dh, dw, db, None
 
 
 def affine(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
-           casts: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """``h @ w + b`` in ``h``'s dtype: fp32 as the chapter writes it; for bf16 inputs on the
-    layer's bf16 ``casts`` of ``(w, b)`` (made here when not given), the gradients landing in
-    the fp32 parameters."""
-    if h.dtype == w.dtype:
+           grads: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """``h @ w + b`` in ``h``'s dtype, as the chapter writes it when ``w`` is in that dtype and no
+    gradient buffers are given. Otherwise on bf16 casts of ``w`` and ``b`` (made here when they
+    are fp32) by :class:`_LowAffine`, the gradients written into ``grads`` when given."""
+    if h.dtype == w.dtype and grads is None:
         return h @ w + b  # (B, fan_in) @ (fan_in, fan_out) + (fan_out,)
-    wc, bc = casts if casts is not None else (as_compute(w, h.dtype), as_compute(b, h.dtype))
-    return _LowAffine.apply(h, w, b, wc, bc)
-
-
-def _cast_buffer(p: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Where a parameter's low-precision cast lives between steps. A weight is laid out
-    row-major where the device multiplies ``dtype`` natively; where bf16 is emulated, column-major
-    (a transposed layout), which the emulated kernels multiply 6-7x faster."""
-    if p.dim() == 2 and dtype == torch.bfloat16 and not native_bf16(p.device)[0]:
-        return torch.empty(p.shape[1], p.shape[0], dtype=dtype, device=p.device).t()
-    return torch.empty(p.shape, dtype=dtype, device=p.device)
+    return _LowAffine.apply(h, as_compute(w, h.dtype), as_compute(b, h.dtype), grads)
 
 
 class MLP(nn.Module):
@@ -115,7 +108,7 @@ class MLP(nn.Module):
         self.sizes = [num_inputs, *hidden_sizes, num_outputs]
         self.activation = activation
         self.dropout = float(dropout)
-        self._casts: dict[torch.dtype, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._casts: dict[torch.dtype, Casts] = {}
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=False), start=1):
             w = init_weight(fan_in, fan_out, init=init, sigma=sigma, generator=gen)
             setattr(self, f"W{i}", nn.Parameter(w))
@@ -133,32 +126,49 @@ class MLP(nn.Module):
         n = len(self.sizes) - 1
         return [(getattr(self, f"W{i}"), getattr(self, f"b{i}")) for i in range(1, n + 1)]
 
+    def parameters_in_order(self) -> list[nn.Parameter]:
+        """``[W1, b1, ..., WL, bL]``."""
+        return [p for layer in self.layers() for p in layer]
+
+    def low_precision(self, dtype: torch.dtype) -> Casts:
+        """The buffers a ``dtype`` step multiplies in and writes gradients to (:mod:`mlp.casts`),
+        made on first use and again when the parameters move to another device."""
+        casts = self._casts.get(dtype)
+        if casts is None or casts.device != self.W1.device:
+            casts = self._casts[dtype] = Casts(self.parameters_in_order(), dtype)
+        return casts
+
     def compute_weights(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Every layer's ``(W, b)`` as this step multiplies them: the parameters themselves in
-        their own dtype; in another (bf16), each cast once into a buffer the model keeps from step
-        to step (no allocation, no transposing copy where bf16 is native)."""
+        their own dtype; in another (bf16), their casts in buffers the model keeps from step to
+        step (:meth:`low_precision`), refreshed with one copy where bf16 is native, through
+        autograd where it records (traced by ``torch.export``: casts in the graph)."""
         layers = self.layers()
         if dtype == layers[0][0].dtype:
             return list(layers)
-        casts = self._casts.get(dtype)
-        if casts is None or casts[0][0].device != layers[0][0].device:
-            casts = self._casts[dtype] = [(_cast_buffer(w, dtype), _cast_buffer(b, dtype))
-                                          for w, b in layers]
-        with torch.no_grad():
-            for (wc, bc), (w, b) in zip(casts, layers, strict=True):
-                wc.copy_(w)
-                bc.copy_(b)
-        return casts
+        if torch.compiler.is_compiling():
+            return [(as_compute(w, dtype), as_compute(b, dtype)) for w, b in layers]
+        casts, params = self.low_precision(dtype), self.parameters_in_order()
+        values = casts.cast(params) if torch.is_grad_enabled() else casts.refresh(params)
+        return list(zip(values[::2], values[1::2], strict=True))
+
+    def gradient_buffers(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per layer, where a ``dtype`` step writes its weight's and bias's gradients: None in
+        the parameters' own dtype, without autograd recording, or traced."""
+        if dtype == self.W1.dtype or not torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return [None] * len(self.sizes[1:])
+        grads = self.low_precision(dtype).grads
+        return list(zip(grads[::2], grads[1::2], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.reshape(-1, self.sizes[0])  # (B, 784)
         act = F.ACTIVATIONS[self.activation] if h.dtype == torch.float32 else F.FUSED[self.activation]
-        casts = self.compute_weights(h.dtype) if h.dtype != self.W1.dtype else None
-        *hidden, out = self.layers()
-        for i, (w, b) in enumerate(hidden):
-            h = act(affine(h, w, b, casts[i] if casts else None))  # (B, fan_in) -> (B, fan_out), h's dtype
+        *hidden, last = zip(self.compute_weights(h.dtype), self.gradient_buffers(h.dtype), strict=True)
+        for (w, b), grads in hidden:
+            h = act(affine(h, w, b, grads))  # (B, fan_in) -> (B, fan_out), h's dtype
             h = F.dropout(h, self.dropout, training=self.training)
-        return affine(h, *out, casts[-1] if casts else None)  # (B, H_last) -> (B, 10) logits
+        (w, b), grads = last
+        return affine(h, w, b, grads)  # (B, H_last) -> (B, 10) logits
 
 
 class Standardize(nn.Module):

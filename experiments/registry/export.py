@@ -3,6 +3,7 @@ probabilities, behind the pyfunc interface of :mod:`experiments.registry.classif
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
@@ -42,8 +43,10 @@ class Served(nn.Module):
 
 def exported(net: nn.Module, *, mean: float, std: float, dtype: torch.dtype,
              example: torch.Tensor) -> torch.export.ExportedProgram:
-    """``net`` (moved to the CPU, in evaluation mode) as a program of any batch size."""
-    served = Served(net.cpu().eval(), mean=mean, std=std, dtype=dtype).eval()
+    """A copy of ``net`` (on the CPU, in evaluation mode) as a program of any batch size. The
+    copy's parameters own their storage: a bf16-trained net's are views of one buffer
+    (:mod:`mlp.casts`), which the program's file would store as one group with a warning."""
+    served = Served(copy.deepcopy(net).cpu().eval(), mean=mean, std=std, dtype=dtype).eval()
     batch = torch.export.Dim("batch", min=1)
     return torch.export.export(served, (example.float(),), dynamic_shapes=({0: batch},))
 
