@@ -38,16 +38,28 @@ def flatten(params: Sequence[nn.Parameter]) -> torch.Tensor:
     an optimiser holding the parameters sees the same tensors."""
     flat = torch.empty(sum(p.numel() for p in params), dtype=params[0].dtype, device=params[0].device)
     with torch.no_grad():
-        for p, view in zip(params, _views(flat, params), strict=True):
+        for p, view in zip(params, _views(flat, _layout(params)), strict=True):
             view.copy_(p)
             p.data = view
     return flat
 
 
-def _views(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """``flat`` cut into consecutive views shaped like ``like``."""
-    return [part.view(p.shape) for part, p in zip(flat.split([p.numel() for p in like]), like,
-                                                   strict=True)]
+Layout = list[tuple[torch.Size, tuple[int, ...], int]]  # per tensor: shape, strides, offset
+
+
+def _layout(like: Sequence[torch.Tensor]) -> Layout:
+    """Where each of ``like`` lies in one flat buffer holding them all in order, contiguous."""
+    out, start = [], 0
+    for p in like:
+        out.append((p.shape, torch.empty(p.shape, device="meta").stride(), start))
+        start += p.numel()
+    return out
+
+
+def _views(flat: torch.Tensor, layout: Layout) -> list[torch.Tensor]:
+    """``flat`` cut into views as ``layout`` says (strided views made directly: half the time
+    of slicing and reshaping, and the gradients are cut once a step)."""
+    return [flat.as_strided(shape, stride, offset) for shape, stride, offset in layout]
 
 
 def _column_major(p: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -69,17 +81,18 @@ class Casts:
         self.master_dtype = params[0].dtype
         self.flat = native_bf16(self.device)[0] or dtype != torch.bfloat16
         size = sum(p.numel() for p in params)
+        self.layout = _layout(params)
         if self.flat:
             self.master = flat_view(params)
             if self.master is None:
                 self.master = flatten(params)
             self.buffer = torch.empty(size, dtype=dtype, device=self.device)
-            self.values = _views(self.buffer, params)
+            self.values = _views(self.buffer, self.layout)
         else:
             self.values = [_column_major(p, dtype) for p in params]
         self.ptrs = [p.data_ptr() for p in params]
         self.grad_buffer = torch.empty(size, dtype=dtype, device=self.device)
-        self.grads = _views(self.grad_buffer, params)  # [dW1, db1, ..., dWL, dbL]
+        self.grads = _views(self.grad_buffer, self.layout)  # [dW1, db1, ..., dWL, dbL]
         self.grad_ptrs = [g.data_ptr() for g in self.grads]
 
     def refresh(self, params: Sequence[nn.Parameter]) -> list[torch.Tensor]:
@@ -109,7 +122,7 @@ class Casts:
         write them; else one copy each (a gradient autograd summed, say)."""
         if [g.data_ptr() for g in grads] == self.grad_ptrs:
             landed = torch.empty(self.grad_buffer.shape, dtype=self.master_dtype, device=self.device)
-            return _views(landed.copy_(self.grad_buffer), grads)
+            return _views(landed.copy_(self.grad_buffer), self.layout)
         return [g.to(self.master_dtype) for g in grads]
 
     def land_in(self, params: Sequence[nn.Parameter]) -> None:

@@ -121,6 +121,13 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -picked.mean()
 
 
+def fused_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:func:`cross_entropy` with torch's fused kernels, in fp32 for bf16 logits: a log-softmax
+    and a pick forward and two kernels back, where the definition above records eight
+    operations for autograd. The bf16 path's loss (see ``FUSED``)."""
+    return torch.nn.functional.cross_entropy(_wide(logits), y)
+
+
 def mse(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of the squared distance between softmax(logits) and one-hot(y),
     summed over the classes (the Brier score): in [0, 2] per row, fp32 for bf16 logits."""
@@ -159,3 +166,4 @@ LOSSES = {"cross_entropy": cross_entropy, "mse": mse}
 # converts bf16 to fp32 and back, and on a busy CPU each kernel is also a thread hand-off; they
 # agree with the definitions above to the dtype's rounding (tests/mlp/test_precision.py).
 FUSED = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+FUSED_LOSSES = {"cross_entropy": fused_cross_entropy, "mse": mse}

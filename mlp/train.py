@@ -86,7 +86,8 @@ def train_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         else:
             with autocast_for(model, xb):
                 logits = model(xb)
-            value = loss_fn(logits, yb)  # fp32 whatever the logits' dtype
+            fused = logits.dtype != torch.float32  # the bf16 path's fused loss, as its activations
+            value = (F.FUSED_LOSSES[loss] if fused else loss_fn)(logits, yb)  # fp32 either way
             value.backward()
         optimizer.step()
         loss_sum += value.detach() * len(yb)

@@ -170,6 +170,23 @@ def test_the_fused_activations_of_the_bf16_path_are_the_definitions(name: str) -
                                rtol=1e-2, atol=1e-2)
 
 
+def test_the_fused_loss_of_the_bf16_path_is_the_definition_in_value_and_gradient() -> None:
+    gen = torch.Generator().manual_seed(3)
+    logits = (torch.randn(64, 10, generator=gen) * 5).bfloat16()
+    y = torch.randint(0, 10, (64,), generator=gen)
+    values, grads = [], []
+    for loss in (F.cross_entropy, F.fused_cross_entropy):
+        z = logits.clone().requires_grad_()
+        value = loss(z, y)
+        value.backward()
+        values.append(value)
+        grads.append(z.grad.float())
+    assert values[0].dtype == values[1].dtype == torch.float32
+    torch.testing.assert_close(values[1], values[0], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-2, atol=1e-4)  # bf16 gradients
+    assert F.FUSED_LOSSES.keys() == F.LOSSES.keys()
+
+
 def test_cpu_flags_read_the_flags_line(tmp_path: Path) -> None:
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu sse2 avx512_bf16 amx_bf16\n")
