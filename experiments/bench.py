@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                                  ([1024, 1024], False, "784-1024-1024-10 (2x1024)")):
         runners = speed_runners(data, device, args.epochs, hidden, precisions, seeds)
         median_times(runners, 1)  # warm-up, untimed: library start-up is not the pipeline's cost
-        print_speed(median_times(runners, repeats), n, title)
+        print_speed(median_times(runners, repeats), n, title, hidden)
     print("floor = addmm, relu, softmax-CE gradient, the backward matmuls and SGD in place on "
           "pre-made random batches, all in the row's dtype; ours also shuffles (a gathered copy) "
           "every epoch and, in bf16, casts its fp32 parameters every step")

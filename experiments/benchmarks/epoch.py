@@ -18,8 +18,11 @@ from mlp.splits import Splits
 from mlp.train import train_epoch
 
 ROOT, BATCH, LR, HIDDEN = "data", 256, 0.1, 256
-# ours vs the seeds (fp32, bf16), ours vs its own dtype's floor, bf16 vs our fp32
-SPEEDUP_TARGET, BF16_SPEEDUP_TARGET, FLOOR_TARGET, BF16_GAIN_TARGET = 6.0, 10.0, 1.5, 1.8
+# ours vs the seeds (fp32, bf16), ours vs its own dtype's floor
+SPEEDUP_TARGET, BF16_SPEEDUP_TARGET, FLOOR_TARGET = 6.0, 10.0, 1.5
+# bf16 vs our fp32, where bf16 is native: the chapter's model (its GEMMs are a third of a step),
+# 2x1024 (GEMMs nearly all of it)
+BF16_GAIN_TARGETS = {(256,): 1.4, (1024, 1024): 2.0}
 Runner = Callable[[], float]  # runs the timed epochs, returns seconds per epoch
 
 
@@ -129,14 +132,15 @@ def median_times(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def print_speed(med: dict[str, float], n: int, title: str) -> None:
+def print_speed(med: dict[str, float], n: int, title: str, hidden: list[int]) -> None:
     """One speed table: s/epoch, samples/s, speed-up vs the seeds and ratio to the floor of the
     row's own dtype; bf16 rows also give their speed-up over our fp32 row."""
     seeds = med.get("seeds' pipeline")
+    gain_target = BF16_GAIN_TARGETS.get(tuple(hidden), 1.0)
     print(f"\n{title}")
     print(f"{'pipeline':<24}{'s/epoch':>10}{'samples/s':>12}{'vs seeds':>10}{'vs floor':>10}"
           f"  targets: fp32 >= {SPEEDUP_TARGET:g}x seeds, bf16 >= {BF16_SPEEDUP_TARGET:g}x; "
-          f"<= {FLOOR_TARGET:g}x floor; bf16 >= {BF16_GAIN_TARGET:g}x our fp32")
+          f"<= {FLOOR_TARGET:g}x floor; bf16 >= {gain_target:g}x our fp32")
     for name, sec in med.items():
         bf16 = name.endswith("bf16")
         floor = med["floor, bf16" if bf16 else "floor, fp32"]
@@ -148,7 +152,7 @@ def print_speed(med: dict[str, float], n: int, title: str) -> None:
             verdicts.append(f"floor {'PASS' if sec / floor <= FLOOR_TARGET else 'MISS'}")
             if bf16:
                 gain = med[name.replace("bf16", "fp32")] / sec
-                verdicts.append(f"{gain:.2f}x our fp32 {'PASS' if gain >= BF16_GAIN_TARGET else 'MISS'}")
+                verdicts.append(f"{gain:.2f}x our fp32 {'PASS' if gain >= gain_target else 'MISS'}")
         vs_seeds = f"{seeds / sec:>9.2f}x" if seeds is not None else f"{'-':>10}"
         print(f"{name:<24}{sec:>10.3f}{n / sec:>12.0f}{vs_seeds}{sec / floor:>9.2f}x"
               f"{'  ' + ', '.join(verdicts) if verdicts else ''}")
