@@ -2,10 +2,12 @@
 way back to the fp32 parameters, in buffers kept from step to step.
 
 Where the device multiplies bf16 natively, the parameters are views of one fp32 buffer and their
-casts views of one bf16 buffer, so a step casts every weight and bias with a single copy; the
-hand-written backward writes its bf16 gradients into one more buffer and lands them all in fp32
-with a single copy too. Where bf16 is emulated, each weight is cast on its own into a column-major
-buffer (the layout the emulated kernels multiply 6-7x faster), one copy per parameter.
+casts views of one bf16 buffer, so a step casts every weight and bias with a single copy. Both
+backward passes (autograd through :class:`_Cast` and the layers' :class:`mlp.model._LowAffine`,
+and the hand-written one) write their bf16 gradients into one more buffer and land them all in
+fp32 with a single copy too. Where bf16 is emulated, each weight is cast on its own into a
+column-major buffer (the layout the emulated kernels multiply 6-7x faster), one copy per
+parameter.
 """
 
 from __future__ import annotations

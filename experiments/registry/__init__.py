@@ -4,12 +4,15 @@ MLflow pyfunc model that needs no project code, registered in MLflow's Model Reg
 from experiments.registry.export import log_model
 from experiments.registry.register import (
     ALIAS,
+    SUMMARY_NAME,
+    SUMMARY_VERSIONS,
     model_name,
     register,
+    registered_in,
     version_page,
     version_tags,
     version_uri,
 )
 
-__all__ = ["ALIAS", "log_model", "model_name", "register", "version_page", "version_tags",
-           "version_uri"]
+__all__ = ["ALIAS", "SUMMARY_NAME", "SUMMARY_VERSIONS", "log_model", "model_name", "register",
+           "registered_in", "version_page", "version_tags", "version_uri"]

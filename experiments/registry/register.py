@@ -15,9 +15,18 @@ from experiments.config import Config, reproduce
 from experiments.config.checks import MODEL_NAME_BAD
 
 ALIAS = "best"
+# Where a study's finish summary records what it registered: the model's name, and each
+# registered trial's version by trial number (a string, as JSON keys are)
+SUMMARY_NAME, SUMMARY_VERSIONS = "registered.name", "registered"
 DESCRIPTION = ("Fashion-MNIST classifiers (N x 784 or N x 28 x 28 pixels, whole numbers 0-255, in; "
                "class, label and the 10 probabilities out), registered by the mlp-sweeps project. "
                "The alias 'best' is on the version chosen last.")
+
+
+def registered_in(summary: dict) -> tuple[str | None, dict[str, int]]:
+    """The registered model's name and the versions by trial number a finish summary records
+    (None and {} before the finish registered anything)."""
+    return summary.get(SUMMARY_NAME), summary.get(SUMMARY_VERSIONS) or {}
 
 
 def model_name(study_name: str) -> str:

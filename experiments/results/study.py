@@ -185,7 +185,8 @@ def _test_text(view: StudyView, number: int) -> str:
 def _registered(view: StudyView, number: int) -> str | None:
     """Where the finish registered the retrained best trial's model; None if it did not."""
     summary = view.study.user_attrs.get("finish.summary") or {}
-    name, version = summary.get("registered.name"), (summary.get("registered") or {}).get(str(number))
+    name, versions = registry.registered_in(summary)
+    version = versions.get(str(number))
     if not name or version is None:
         return None
     ui = tracking.ui_address(view.study.user_attrs.get("tracking_uri", ""),

@@ -248,7 +248,7 @@ def closing_lines(ctx: SweepContext, study: optuna.Study, best: optuna.trial.Fro
         if "test/acc" in summary:
             print(f"retrained on {trained_on(cfg)} and tested once: test/acc {summary['test/acc']:.4f}")
         print(f"reproduce: {reproduce(cfg)}")
-    name, versions = summary.get("registered.name"), summary.get("registered", {})
+    name, versions = registry.registered_in(summary)
     if name and str(best.number) in versions:
         print(f"model:     {registry.version_uri(name, versions[str(best.number)])}, alias "
               f"models:/{name}@{registry.ALIAS} (serve it: make serve MODEL=models:/{name}@{registry.ALIAS})")
@@ -266,7 +266,7 @@ def front_lines(ctx: SweepContext, study: optuna.Study, summary: dict[str, Any])
     """The Pareto front: each trial's metrics, its test accuracy when retrained, and the
     command that reproduces it."""
     trials, tested = front(study), summary.get("front", {})
-    name, versions = summary.get("registered.name"), summary.get("registered", {})
+    name, versions = registry.registered_in(summary)
     arrows = ", ".join(f"{n} {'up' if d == 'maximize' else 'down'}" for n, d in ctx.objectives)
     print(f"Pareto front: {plural(len(trials), 'trial')} of {summary.get('trials/done', '?')} done "
           f"({arrows}); no trial is better on every metric than these:")

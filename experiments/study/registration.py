@@ -20,7 +20,7 @@ def register(ctx: SweepContext, study: optuna.Study, picks: list[tuple[str, optu
     parent run's tag ``registered``; ``save`` records the summary after each. A version made
     before a kill is found again by its run, never made twice."""
     name = ctx.cfg.mlflow.register or registry.model_name(study.study_name)
-    made, versions = summary.get("models", {}), summary.setdefault("registered", {})
+    made, versions = summary.get("models", {}), summary.setdefault(registry.SUMMARY_VERSIONS, {})
     for why, t in picks:
         run = made.get(str(t.number))
         if not run or not run["model"]:  # not retrained, or no model logged
@@ -39,4 +39,4 @@ def register(ctx: SweepContext, study: optuna.Study, picks: list[tuple[str, optu
     uris = [registry.version_uri(name, v) + (f" (alias {registry.ALIAS})" if int(n) == best else "")
             for n, v in versions.items()]
     ctx.client.set_tag(ctx.parent_run_id, "registered", ", ".join(uris))
-    summary["registered.name"] = name
+    summary[registry.SUMMARY_NAME] = name

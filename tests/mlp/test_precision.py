@@ -1,19 +1,16 @@
-"""bf16 training: ``auto`` decided by timing (an injected timer here), the copies a step makes,
+"""bf16 training: ``auto`` decided by timing (an injected timer here), the fused kernels,
 the hand-written backward against autograd in bf16, fp32 master weights and gradients, and both
 models training and evaluating on bf16 images."""
 
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from mlp import casts as casts_module
 from mlp import functional as F
 from mlp import precision as precision_module
-from mlp.backprop import loss_and_grads
-from mlp.model import MLP, build_model
+from mlp.model import build_model
 from mlp.optim import SGD
 from mlp.precision import (
     Shape,
@@ -98,67 +95,6 @@ def test_explicit_choices_are_kept_and_emulated_bf16_is_called_slower() -> None:
     assert made.precision == "bf16" and "emulated" in made.why
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         resolve_precision("fp16", CPU)
-
-
-def test_the_casts_are_kept_row_major_where_bf16_is_native(monkeypatch: pytest.MonkeyPatch) -> None:
-    for native, layout in ((True, (256, 1)), (False, (1, 784))):
-        monkeypatch.setattr(casts_module, "native_bf16", lambda device, n=native: (n, ""))
-        model = build_model(784, 10, [256], seed=0)
-        (w1, b1), _ = model.compute_weights(torch.bfloat16)
-        assert w1.shape == (784, 256) and w1.stride() == layout and w1.dtype == torch.bfloat16
-        torch.testing.assert_close(w1.float(), model.W1.detach(), rtol=1e-2, atol=1e-4)
-        again, _ = model.compute_weights(torch.bfloat16)
-        assert again[0].data_ptr() == w1.data_ptr()  # the same buffer, refreshed: no allocation
-
-
-def test_where_bf16_is_native_the_parameters_share_one_buffer_and_stay_correct_when_replaced(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """One copy casts them all; a parameter replaced since (a loaded copy, a move) is found, the
-    buffer made again, and the casts still hold the current values."""
-    monkeypatch.setattr(casts_module, "native_bf16", lambda device: (True, ""))
-    model = build_model(784, 10, [32, 16], seed=0)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    model.compute_weights(torch.bfloat16)
-    flat = casts_module.flat_view(model.parameters_in_order())
-    assert flat is not None and flat.numel() == sum(p.numel() for p in model.parameters())
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, before[k])  # flattening kept every value
-    model.W2.data = torch.full_like(model.W2, 0.5)  # no longer a view of the buffer
-    (_, _), (w2, _), _ = model.compute_weights(torch.bfloat16)
-    assert torch.equal(w2.float(), torch.full_like(w2, 0.5, dtype=torch.float32))
-    assert casts_module.flat_view(model.parameters_in_order()) is not None
-
-
-@pytest.mark.parametrize("manual", [False, True])
-def test_gradients_accumulate_over_steps_and_a_kept_gradient_is_never_overwritten(
-        manual: bool) -> None:
-    """Two backward passes without zeroing sum their gradients (gradient accumulation), and a
-    gradient taken from one step is still what it was after the next step's backward: each
-    landing in fp32 writes a fresh buffer."""
-    model = build_model(784, 10, [32], seed=0)
-    gen = torch.Generator().manual_seed(1)
-    xs = [cast_inputs(torch.rand(16, 784, generator=gen), "bf16") for _ in range(2)]
-    ys = [torch.randint(0, 10, (16,), generator=gen) for _ in range(2)]
-
-    def backward(i: int) -> None:
-        if manual:
-            loss_and_grads(model, xs[i], ys[i])
-        else:
-            torch.nn.functional.cross_entropy(model(xs[i]).float(), ys[i]).backward()
-
-    def grads(*steps: int) -> list[torch.Tensor]:
-        model.zero_grad(set_to_none=True)
-        for i in steps:
-            backward(i)
-        return [p.grad for p in model.parameters()]
-
-    first, second = grads(0), grads(1)
-    kept = [g.clone() for g in first]
-    both = grads(0, 1)
-    for g, k in zip(first, kept, strict=True):
-        assert torch.equal(g, k)  # later backward passes left it alone
-    for g, a, b in zip(both, first, second, strict=True):
-        torch.testing.assert_close(g, a + b)
 
 
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "tanh"])
@@ -262,20 +198,4 @@ def test_fp32_inputs_still_run_in_fp32_after_bf16_training() -> None:
     x = torch.rand(4, 784)
     assert model(cast_inputs(x, "bf16")).dtype == torch.bfloat16
     assert model(x).dtype == torch.float32
-
-
-def test_a_pickled_model_leaves_its_bf16_casts_behind_and_remakes_them() -> None:
-    """A logged model carries its fp32 weights only; one pickled before the casts existed loads."""
-    model = build_model(784, 10, [32], seed=0)
-    x = cast_inputs(torch.rand(4, 784), "bf16")
-    expected = model(x)
-    assert model._casts
-    copy = pickle.loads(pickle.dumps(model))
-    assert copy._casts == {}
-    torch.testing.assert_close(copy(x), expected)
-    state = model.__dict__.copy()
-    del state["_casts"]
-    older = MLP.__new__(MLP)
-    older.__setstate__(state)
-    torch.testing.assert_close(older(x), expected)
 
