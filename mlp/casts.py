@@ -46,6 +46,12 @@ def flatten(params: Sequence[nn.Parameter]) -> torch.Tensor:
     return flat
 
 
+def _master(params: Sequence[nn.Parameter]) -> torch.Tensor:
+    """The fp32 buffer ``params`` are views of, made (:func:`flatten`) when they are not."""
+    master = flat_view(params)
+    return master if master is not None else flatten(params)
+
+
 Layout = list[tuple[torch.Size, tuple[int, ...], int]]  # per tensor: shape, strides, offset
 
 
@@ -85,9 +91,7 @@ class Casts:
         size = sum(p.numel() for p in params)
         self.layout = _layout(params)
         if self.flat:
-            self.master = flat_view(params)
-            if self.master is None:
-                self.master = flatten(params)
+            self.master = _master(params)
             self.buffer = torch.empty(size, dtype=dtype, device=self.device)
             self.values = _views(self.buffer, self.layout)
         else:
@@ -103,9 +107,7 @@ class Casts:
         with torch.no_grad():
             if self.flat:
                 if [p.data_ptr() for p in params] != self.ptrs:  # replaced: loaded, moved
-                    self.master = flat_view(params)
-                    if self.master is None:
-                        self.master = flatten(params)
+                    self.master = _master(params)
                     self.ptrs = [p.data_ptr() for p in params]
                 self.buffer.copy_(self.master)
             else:
